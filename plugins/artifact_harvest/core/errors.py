@@ -1,0 +1,83 @@
+"""Typed errors that carry the provider's own code, message and request id.
+
+The class says what Airflow should do with the failure:
+
+- ``TransientProviderError``: worth another attempt (rate limits, 5xx, dropped connections).
+- ``FatalProviderError``: retrying cannot help (bad key, no permission, invalid parameters, a terminal
+  remote failure); it is an ``AirflowFailException`` so the task fails without using its retries.
+- ``ProviderError``: anything else; Airflow's normal task retries apply.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
+
+
+class ProviderError(AirflowException):
+    """An error answered by (or about) a provider API."""
+
+    retryable = False
+
+    def __init__(
+        self,
+        provider: str,
+        message: str,
+        *,
+        code: Any = None,
+        request_id: str | None = None,
+        http_status: int | None = None,
+        hint: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        self.provider = provider
+        self.code = code
+        self.provider_message = message
+        self.request_id = request_id
+        self.http_status = http_status
+        self.hint = hint
+        self.retry_after = retry_after
+        super().__init__(self._render())
+
+    def _render(self) -> str:
+        where = []
+        if self.code is not None:
+            where.append(f"code {self.code}")
+        if self.http_status is not None:
+            where.append(f"HTTP {self.http_status}")
+        if self.request_id:
+            where.append(f"request id {self.request_id}")
+        text = f"[{self.provider}] {self.provider_message}"
+        if where:
+            text += f" ({', '.join(where)})"
+        if self.hint:
+            text += f". {self.hint}"
+        return text
+
+
+class TransientProviderError(ProviderError):
+    """Worth retrying after a delay (honour ``retry_after`` when the provider sent one)."""
+
+    retryable = True
+
+
+class FatalProviderError(ProviderError, AirflowFailException):
+    """Retrying cannot help: the task fails at once with what to fix."""
+
+
+class MalformedResponseError(ProviderError):
+    """The provider answered something that does not match its documented shape."""
+
+    def __init__(self, provider: str, field: str, detail: str, **kwargs: Any) -> None:
+        self.field = field
+        super().__init__(provider, f"malformed response: field {field!r} {detail}", **kwargs)
+
+
+class InvalidParameterError(FatalProviderError):
+    """A parameter given by the user (DAG param, operator argument) is not acceptable."""
+
+    def __init__(self, provider: str, field: str, detail: str) -> None:
+        self.field = field
+        super().__init__(provider, f"invalid parameter {field!r}: {detail}")
+

@@ -1,0 +1,320 @@
+"""The one HTTP rule every hook shares: what is transient, how long to wait, how secrets stay out of text.
+
+``ApiClient`` sends a JSON call synchronously (requests, on workers) or asynchronously (aiohttp, in
+triggers) through the same loop: a fresh request id per attempt, a timeout on every call, the provider's
+``parse`` deciding what the answer means, and ``RetryRule`` deciding how long to wait before the next try.
+Hooks own their headers: nothing from a connection's extra is ever sent unless the hook puts it there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import logging
+import random
+import re
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlencode, urlsplit, urlunsplit
+
+import aiohttp
+import requests
+
+from artifact_harvest.core.errors import FatalProviderError, ProviderError, TransientProviderError
+
+log = logging.getLogger(__name__)
+
+USER_AGENT = "artifact-harvest/0.1 (+apache-airflow)"
+
+
+def _conf_float(key: str, default: float) -> float:
+    try:
+        from airflow.configuration import conf
+
+        return conf.getfloat("artifact_harvest", key, fallback=default)
+    except Exception:  # configuration unavailable (plain scripts)
+        return default
+
+
+@dataclass(frozen=True)
+class RetryRule:
+    """Exponential backoff with jitter; ``Retry-After`` wins when the provider sends one.
+
+    Defaults come from ``[artifact_harvest] retry_attempts / retry_base_delay / retry_max_delay`` so tests
+    and deployments can tune them with ``AIRFLOW__ARTIFACT_HARVEST__*`` variables.
+    """
+
+    attempts: int = field(default_factory=lambda: int(_conf_float("retry_attempts", 5)))
+    base_delay: float = field(default_factory=lambda: _conf_float("retry_base_delay", 1.0))
+    max_delay: float = field(default_factory=lambda: _conf_float("retry_max_delay", 60.0))
+    jitter: float = 0.5
+
+    def delay(self, attempt: int, retry_after: float | None = None) -> float:
+        """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
+        if retry_after is not None:
+            return min(max(retry_after, 0.0), self.max_delay)
+        ceiling = min(self.max_delay, self.base_delay * 2 ** max(attempt - 1, 0))
+        return ceiling * (1 - self.jitter * random.random())
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """``Retry-After`` as seconds: either delta-seconds or an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(when.timestamp() - time.time(), 0.0)
+
+
+def is_transient_status(status: int) -> bool:
+    return status == 429 or status >= 500
+
+
+_QUERY = re.compile(r"(https?://[^\s?#'\"<>]+)\?[^\s#'\"<>]*")
+
+
+def redact_url(url: str) -> str:
+    """The URL without its query string: signed URLs carry their credentials there."""
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, "***" if parts.query else "", ""))
+
+
+class Redactor:
+    """Removes known secrets and every URL query string from text bound for logs or exceptions.
+
+    Airflow's masker covers task logs; this covers what the masker does not see: exception text that ends
+    up in XCom, events or ``dags test`` output.
+    """
+
+    def __init__(self, secrets: Iterable[str | None] = ()) -> None:
+        self._secrets = sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True)
+        for secret in self._secrets:
+            mask(secret)
+
+    def add(self, secret: str | None) -> None:
+        if secret and len(secret) >= 4 and secret not in self._secrets:
+            self._secrets.append(secret)
+            self._secrets.sort(key=len, reverse=True)
+            mask(secret)
+
+    def __call__(self, text: str) -> str:
+        text = _QUERY.sub(r"\1?***", text)
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text
+
+
+def mask(secret: str | None) -> None:
+    """Register a runtime secret with Airflow's log masker (no-op outside Airflow)."""
+    if not secret:
+        return
+    try:
+        from airflow.sdk.log import mask_secret
+
+        mask_secret(secret)
+    except Exception:  # pragma: no cover - masker unavailable in plain scripts
+        pass
+
+
+@dataclass(frozen=True)
+class ApiResponse:
+    """What came back for one attempt; handed to the provider's ``parse``."""
+
+    provider: str
+    method: str
+    path: str
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+    request_id: str
+
+    def json(self) -> Any:
+        import json
+
+        try:
+            return json.loads(self.body)
+        except ValueError:
+            snippet = self.body[:200].decode("utf-8", "replace")
+            raise ProviderError(
+                self.provider,
+                f"{self.method} {self.path} answered HTTP {self.status} with a body that is not JSON: {snippet!r}",
+                http_status=self.status,
+                request_id=self.request_id,
+            ) from None
+
+    @property
+    def retry_after(self) -> float | None:
+        return parse_retry_after(self.headers.get("Retry-After"))
+
+    def http_error(self, message: str | None = None, *, code: Any = None, hint: str | None = None) -> ProviderError:
+        """The error class HTTP semantics alone imply (for answers with no usable provider envelope)."""
+        text = message or f"{self.method} {self.path} answered HTTP {self.status}"
+        kwargs = dict(code=code, request_id=self.request_id, http_status=self.status, hint=hint)
+        if is_transient_status(self.status):
+            return TransientProviderError(self.provider, text, retry_after=self.retry_after, **kwargs)
+        if self.status in (400, 401, 403, 404, 422):
+            return FatalProviderError(self.provider, text, **kwargs)
+        return ProviderError(self.provider, text, **kwargs)
+
+
+Parse = Callable[[ApiResponse], Any]
+Sign = Callable[[str, str, dict[str, str], dict[str, str]], dict[str, str]]
+"""``sign(method, path, query, headers) -> extra headers`` called for every attempt (e.g. bce-auth-v1)."""
+
+
+class ApiClient:
+    """JSON calls with the shared retry rule, sync (requests) and async (aiohttp)."""
+
+    def __init__(
+        self,
+        *,
+        provider: str,
+        base_url: str,
+        parse: Parse,
+        headers: Mapping[str, str] | None = None,
+        sign: Sign | None = None,
+        request_id_header: str | None = "X-Request-Id",
+        timeout: tuple[float, float] = (10.0, 60.0),
+        retry: RetryRule | None = None,
+        verify: bool = True,
+        redactor: Redactor | None = None,
+    ) -> None:
+        if not base_url.startswith(("http://", "https://")):
+            raise FatalProviderError(provider, f"base URL must be http(s), got {base_url!r}")
+        self.provider = provider
+        self.base_url = base_url.rstrip("/")
+        self.parse = parse
+        self.headers = {"User-Agent": USER_AGENT, "Accept": "application/json", **(headers or {})}
+        self.sign = sign
+        self.request_id_header = request_id_header
+        self.timeout = timeout
+        self.retry = retry or RetryRule()
+        self.verify = verify
+        self.redact = redactor or Redactor()
+        self._session: requests.Session | None = None
+
+    # -- one attempt -------------------------------------------------------------------------------
+    def _prepare(
+        self, method: str, path: str, params: Mapping[str, Any] | None, json_body: Any, headers: Mapping[str, str] | None
+    ) -> tuple[str, dict[str, str], bytes | None, str]:
+        import json
+
+        request_id = str(uuid.uuid4())
+        query = {k: str(v) for k, v in (params or {}).items() if v is not None}
+        all_headers = dict(self.headers)
+        if headers:
+            all_headers.update(headers)
+        if self.request_id_header:
+            all_headers[self.request_id_header] = request_id
+        body = None
+        if json_body is not None:
+            body = json.dumps(json_body, separators=(",", ":")).encode()
+            all_headers["Content-Type"] = "application/json"
+        if self.sign:
+            all_headers.update(self.sign(method, path, query, all_headers))
+        url = self.base_url + path
+        if query:
+            url += "?" + urlencode(query)
+        return url, all_headers, body, request_id
+
+    def _transport_error(self, method: str, path: str, exc: BaseException, request_id: str) -> TransientProviderError:
+        detail = self.redact(f"{type(exc).__name__}: {exc}")
+        return TransientProviderError(self.provider, f"{method} {path} failed: {detail}", request_id=request_id)
+
+    def _log_retry(self, method: str, path: str, attempt: int, error: ProviderError, delay: float) -> None:
+        log.warning(
+            "%s %s attempt %d/%d failed: %s; retrying in %.1fs",
+            method, path, attempt, self.retry.attempts, self.redact(str(error)), delay,
+        )
+
+    # -- sync --------------------------------------------------------------------------------------
+    @property
+    def session(self) -> requests.Session:
+        if self._session is None:
+            self._session = requests.Session()
+            self._session.trust_env = False
+        return self._session
+
+    def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Any:
+        """Send one logical call; retry transient failures; return what ``parse`` returns."""
+        for attempt in range(1, self.retry.attempts + 1):
+            url, all_headers, body, request_id = self._prepare(method, path, params, json, headers)
+            try:
+                resp = self.session.request(
+                    method, url, data=body, headers=all_headers, timeout=self.timeout, verify=self.verify,
+                    allow_redirects=False,
+                )
+                answer = ApiResponse(
+                    self.provider, method, path, resp.status_code, resp.headers, resp.content, request_id
+                )
+                return self.parse(answer)
+            except requests.RequestException as exc:
+                error: ProviderError = self._transport_error(method, path, exc, request_id)
+            except TransientProviderError as exc:
+                error = exc
+            if attempt == self.retry.attempts:
+                raise error
+            delay = self.retry.delay(attempt, error.retry_after)
+            self._log_retry(method, path, attempt, error, delay)
+            time.sleep(delay)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    # -- async -------------------------------------------------------------------------------------
+    async def acall(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Any:
+        """Async twin of :meth:`call`, for triggers: never blocks the event loop."""
+        connect, read = self.timeout
+        timeout = aiohttp.ClientTimeout(total=connect + read, connect=connect, sock_read=read)
+        async with aiohttp.ClientSession(timeout=timeout, trust_env=False) as session:
+            for attempt in range(1, self.retry.attempts + 1):
+                url, all_headers, body, request_id = self._prepare(method, path, params, json, headers)
+                try:
+                    async with session.request(
+                        method, url, data=body, headers=all_headers, ssl=None if self.verify else False,
+                        allow_redirects=False,
+                    ) as resp:
+                        content = await resp.read()
+                        answer = ApiResponse(
+                            self.provider, method, path, resp.status, resp.headers, content, request_id
+                        )
+                    return self.parse(answer)
+                except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+                    error: ProviderError = self._transport_error(method, path, exc, request_id)
+                except TransientProviderError as exc:
+                    error = exc
+                if attempt == self.retry.attempts:
+                    raise error
+                delay = self.retry.delay(attempt, error.retry_after)
+                self._log_retry(method, path, attempt, error, delay)
+                await asyncio.sleep(delay)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def close(self) -> None:
+        if self._session is not None:
+            self._session.close()
+            self._session = None
