@@ -1,0 +1,78 @@
+"""Base hook: one ``ApiClient`` built from the Airflow connection, shared by sync and async methods.
+
+Subclasses decide which connection fields become which headers (``build_client``); nothing else from the
+connection's extra is sent, unlike HttpHook, which turns every unknown extra into a header.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from airflow.sdk import BaseHook
+
+from artifact_harvest.core.errors import FatalProviderError
+from artifact_harvest.core.http import ApiClient, RetryRule
+
+
+class ProviderHook(BaseHook):
+    provider: ClassVar[str] = ""
+    default_host: ClassVar[str] = ""
+    conn_name_attr = "conn_id"
+
+    def __init__(
+        self,
+        conn_id: str | None = None,
+        *,
+        retry: RetryRule | None = None,
+        timeout: tuple[float, float] = (10.0, 60.0),
+    ) -> None:
+        super().__init__()
+        self.conn_id = conn_id or self.default_conn_name
+        self.retry = retry
+        self.timeout = timeout
+        self._client: ApiClient | None = None
+
+    def build_client(self, conn: Any, extra: dict[str, Any]) -> ApiClient:
+        """Headers, signing and envelope parsing for this provider."""
+        raise NotImplementedError
+
+    # the connection is read once per hook instance, through the sync or the async API
+    @property
+    def client(self) -> ApiClient:
+        if self._client is None:
+            conn = self.get_connection(self.conn_id)
+            self._client = self.build_client(conn, conn.extra_dejson)
+        return self._client
+
+    async def aclient(self) -> ApiClient:
+        if self._client is None:
+            conn = await self.aget_connection(self.conn_id)
+            self._client = self.build_client(conn, await conn.aextra_dejson())
+        return self._client
+
+    def get_conn(self) -> ApiClient:
+        return self.client
+
+    def base_url(self, conn: Any) -> str:
+        """The connection's host as a base URL (the host field may hold a full URL, as the UI suggests)."""
+        host = (conn.host or self.default_host).rstrip("/")
+        if "://" not in host:
+            scheme = conn.schema or "https"
+            host = f"{scheme}://{host}" + (f":{conn.port}" if conn.port else "")
+        elif conn.port and host.count(":") == 1:
+            host = f"{host}:{conn.port}"
+        return host
+
+    def require_secret(self, conn: Any, value: str | None, field: str) -> str:
+        if not value:
+            raise FatalProviderError(
+                self.provider, f"connection {self.conn_id!r} has no {field}", hint=f"set the {field} in the connection"
+            )
+        return value
+
+    @staticmethod
+    def verify_tls(extra: dict[str, Any]) -> bool:
+        value = extra.get("verify_ssl", True)
+        if isinstance(value, str):
+            return value.strip().lower() not in ("false", "0", "no", "off")
+        return bool(value)

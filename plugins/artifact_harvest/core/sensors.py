@@ -1,0 +1,102 @@
+"""Sensor base: poke, reschedule and deferrable modes judge the remote job with the same status function."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+from typing import Any
+
+from airflow.sdk import BaseSensorOperator, Context, PokeReturnValue
+from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSensorTimeout
+
+from artifact_harvest.core.errors import TransientProviderError
+from artifact_harvest.core.polling import Phase, PollingTrigger, PollResult
+
+#: the defer timeout is a backstop a little after the trigger's own deadline, so the trigger's clean
+#: "timeout" event (with its message) normally wins
+DEFER_GRACE = timedelta(minutes=5)
+
+
+class PollingSensor(BaseSensorOperator):
+    """Wait for a remote job; deferrable by default.
+
+    Subclasses implement :meth:`check` (one sync look through the hook, judged by the provider's
+    ``status`` module) and :meth:`build_trigger` (the async twin). The result's payload is the task's
+    return value (XCom): small JSON, never a URL.
+    """
+
+    def __init__(
+        self,
+        *,
+        deferrable: bool = True,
+        max_transient_errors: int = 5,
+        poke_interval: float = 60,
+        timeout: float = 7 * 24 * 3600,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(poke_interval=poke_interval, timeout=timeout, **kwargs)
+        self.deferrable = deferrable
+        self.max_transient_errors = max_transient_errors
+
+    def check(self, context: Context) -> PollResult:
+        raise NotImplementedError
+
+    def build_trigger(self, end_time: float) -> PollingTrigger:
+        raise NotImplementedError
+
+    # -- poke / reschedule ---------------------------------------------------------------------------
+    def poke(self, context: Context) -> bool | PokeReturnValue:
+        try:
+            result = self.check(context)
+        except TransientProviderError as exc:
+            self.log.warning("transient error, will poke again: %s", exc)
+            return False
+        if result.phase is Phase.SUCCESS:
+            self.log.info("%s", result.message or "ready")
+            return PokeReturnValue(is_done=True, xcom_value=result.payload)
+        if result.phase is Phase.FAILED:
+            raise AirflowFailException(result.message)
+        self.log.info("%s", result.message or "still running")
+        return False
+
+    # -- deferrable ----------------------------------------------------------------------------------
+    def execute(self, context: Context) -> Any:
+        if not self.deferrable:
+            return super().execute(context)
+        try:
+            result = self.check(context)  # no deferral at all when the job is already done
+        except TransientProviderError as exc:
+            self.log.warning("transient error before deferring, the trigger will retry: %s", exc)
+            result = PollResult.running()
+        if result.phase is Phase.SUCCESS:
+            self.log.info("%s", result.message or "ready")
+            return result.payload
+        if result.phase is Phase.FAILED:
+            raise AirflowFailException(result.message)
+        self.log.info("%s; deferring (poll every %ss)", result.message or "not ready", self.poke_interval)
+        self.defer(
+            trigger=self.build_trigger(time.time() + float(self.timeout)),
+            method_name="execute_complete",
+            timeout=timedelta(seconds=float(self.timeout)) + DEFER_GRACE,
+        )
+
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> Any:
+        return judge_event(event)
+
+
+def judge_event(event: dict[str, Any] | None) -> dict[str, Any]:
+    """Turn a :class:`PollingTrigger` event into a return value or the right exception."""
+    if not event or "status" not in event:
+        raise AirflowException(f"trigger returned no usable event: {event!r}")
+    payload = dict(event)
+    status = payload.pop("status")
+    message = payload.pop("message", "")
+    if status == "success":
+        return payload
+    if status == "failed":
+        raise AirflowFailException(message)
+    if status == "timeout":
+        raise AirflowSensorTimeout(message)
+    if status == "error" and payload.get("retryable"):
+        raise AirflowException(message)
+    raise AirflowFailException(message)
