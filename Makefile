@@ -1,0 +1,32 @@
+# Two commands for a fresh machine with Python 3.11+ and make: `make demo` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: install demo test bench emulator clean
+
+# the virtualenv, with every dependency pinned (requirements.txt) and everything else constrained
+$(STAMP): requirements.txt constraints.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
+	$(BIN)/python -m pip install --quiet -r requirements.txt -c constraints.txt
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/python scripts/demo.py
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q -ra
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench_download.py
+	$(BIN)/python benchmarks/bench_concurrent_waits.py
+
+emulator: $(STAMP)
+	$(BIN)/python -m harvest_emulator --host 127.0.0.1 --port 8765
+
+clean:
+	rm -rf $(VENV) .demo .bench .pytest_cache

@@ -1,0 +1,189 @@
+"""``make demo``: every pipeline end to end against the local emulator, on SQLite and the LocalExecutor.
+
+Starts the provider emulator and ``airflow standalone`` (scheduler, dag-processor, triggerer, API server)
+in a fresh ``.demo/`` home, triggers each provider's demo runs through the REST API as a user would,
+waits for them, prints the archived artifacts and exits non-zero if any run failed.
+Set ``DEMO_KEEP=1`` to keep Airflow and the emulator running afterwards to look around in the UI.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from scripts.airflow_api import AirflowApi  # noqa: E402
+
+DEMO = ROOT / ".demo"
+PROVIDERS = ("flighthub2", "minimax", "qianfan")
+
+
+def free_port(preferred: int) -> int:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", preferred))
+            return preferred
+        except OSError:
+            s.bind(("127.0.0.1", 0))
+            return s.getsockname()[1]
+
+
+def start(cmd: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
+    """Each component in its own process group, so stopping it stops its children too."""
+    return subprocess.Popen(cmd, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is not None:
+        return
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+def wait_listening(port: int, proc: subprocess.Popen, log: Path, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"process exited early, see {log}:\n{log.read_text()[-2000:]}")
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.2)
+    raise SystemExit(f"nothing listening on {port} after {timeout}s, see {log}")
+
+
+def demo_runs() -> list[tuple[str, dict]]:
+    runs: list[tuple[str, dict]] = []
+    for provider in PROVIDERS:
+        try:
+            module = importlib.import_module(f"harvest_emulator.{provider}")
+        except ImportError:
+            continue
+        runs.extend(getattr(module, "DEMO_RUNS", []))
+    return runs
+
+
+def main() -> int:
+    from harvest_emulator.credentials import connection_env
+
+    shutil.rmtree(DEMO, ignore_errors=True)
+    home, archive, staging = DEMO / "airflow", DEMO / "archive", DEMO / "staging"
+    for d in (home, archive, staging):
+        d.mkdir(parents=True)
+    # a known login for the REST API and the UI (SimpleAuthManager reads this file at start)
+    (home / "simple_auth_manager_passwords.json.generated").write_text(json.dumps({"admin": "admin"}))
+
+    emulator_port, api_port = free_port(8765), free_port(8080)
+    emulator_url = f"http://127.0.0.1:{emulator_port}"
+    env = {
+        **os.environ,
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        "AIRFLOW__CORE__PARALLELISM": "6",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
+        "AIRFLOW__API__PORT": str(api_port),
+        "AIRFLOW__API__HOST": "127.0.0.1",
+        "AIRFLOW_VAR_ARTIFACT_ARCHIVE_ROOT": str(archive),
+        "AIRFLOW_VAR_ARTIFACT_STAGING_DIR": str(staging),
+        **connection_env(emulator_url),
+    }
+    env.pop("AIRFLOW_CONFIG", None)
+    procs: list[subprocess.Popen] = []
+    try:
+        print(f"emulator        {emulator_url}", flush=True)
+        emu_log = DEMO / "emulator.log"
+        procs.append(start([sys.executable, "-m", "harvest_emulator", "--host", "127.0.0.1",
+                            "--port", str(emulator_port), "--stage-seconds", "1.5"], env, emu_log))
+        wait_listening(emulator_port, procs[-1], emu_log)
+
+        print("airflow         db migrate", flush=True)
+        subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], env=env, check=True,
+                       stdout=(DEMO / "migrate.log").open("wb"), stderr=subprocess.STDOUT)
+        af_log = DEMO / "standalone.log"
+        procs.append(start([sys.executable, "-m", "airflow", "standalone"], env, af_log))
+        api = AirflowApi(f"http://127.0.0.1:{api_port}")
+        api.wait_healthy(timeout=180, components=("metadatabase", "scheduler", "triggerer"))
+
+        runs = demo_runs()
+        if not runs:
+            print("no pipelines with DEMO_RUNS found", file=sys.stderr)
+            return 1
+        api.wait_for_dags(sorted({dag_id for dag_id, _ in runs}), timeout=180)
+        started = time.monotonic()
+        triggered: list[tuple[str, str]] = []
+        for dag_id, conf in runs:
+            api.unpause(dag_id)
+            run_id = api.trigger(dag_id, conf)
+            triggered.append((dag_id, run_id))
+            print(f"triggered       {dag_id}  {run_id}", flush=True)
+
+        failed: list[str] = []
+        durations: dict[str, float] = {}
+        for dag_id, run_id in triggered:
+            state = api.wait_for_run(dag_id, run_id, timeout=900)
+            run = api.run(dag_id, run_id)
+            durations[run_id] = _seconds(run)
+            print(f"{state:<15} {dag_id}  {run_id}  ({durations[run_id]:.1f}s)", flush=True)
+            if state != "success":
+                failed.append(f"{dag_id}/{run_id}")
+
+        print_table(archive, durations)
+        print(f"\nall runs finished in {time.monotonic() - started:.1f}s")
+        print(f"Airflow UI: http://127.0.0.1:{api_port}  (login admin / admin)")
+        print(f"archive:    {archive}")
+        if failed:
+            print(f"FAILED runs: {', '.join(failed)}  (logs: {home / 'logs'})", file=sys.stderr)
+            return 1
+        if os.environ.get("DEMO_KEEP") == "1":
+            print("DEMO_KEEP=1: Airflow and the emulator keep running; Ctrl-C to stop.", flush=True)
+            signal.pause()
+        return 0
+    finally:
+        for proc in reversed(procs):
+            stop(proc)
+
+
+def _seconds(run: dict) -> float:
+    from datetime import datetime
+
+    start, end = run.get("start_date"), run.get("end_date")
+    if not start or not end:
+        return 0.0
+    return (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds()
+
+
+def print_table(archive: Path, durations: dict[str, float]) -> None:
+    rows = []
+    for manifest_path in sorted(archive.glob("*/*/manifest.json")):
+        m = json.loads(manifest_path.read_text())
+        rows.append((
+            m["provider"], str(m["artifact_key"]), f"{m['size_bytes']:,}", m["sha256"][:16] + "…",
+            str(manifest_path.parent.relative_to(archive) / m["filename"]), f"{durations.get(m['run_id'], 0.0):.1f}",
+        ))
+    header = ("provider", "id", "size", "sha256", "path", "seconds")
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    print()
+    for row in [header, tuple("-" * w for w in widths), *rows]:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)))
+    print(f"{len(rows)} artifacts archived")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
