@@ -1,0 +1,70 @@
+"""Assembles the emulator: middlewares, control API, signed blob route, then the three providers' routes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from . import control_api, flighthub2, minimax, qianfan
+from .faults import MIDDLEWARE_KINDS
+from .serving import base_url, serve_blob, signed_blob  # noqa: F401  (re-exported for providers' convenience)
+from .state import STATE, EmulatorState
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _is_control(request: web.Request) -> bool:
+    return request.path.startswith(control_api.PREFIX)
+
+
+@web.middleware
+async def log_requests(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Record every provider/blob request (logged up front, so hanging requests show too)."""
+    if _is_control(request):
+        return await handler(request)
+    entry = {
+        "method": request.method, "path": request.path, "query": dict(request.query),
+        "headers": dict(request.headers), "status": None, "time": time.time(),
+    }
+    request.app[STATE].requests.append(entry)
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:
+        entry["status"] = exc.status
+        raise
+    entry["status"] = response.status
+    return response
+
+
+@web.middleware
+async def apply_faults(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Status, envelope and hang faults, before the handler runs."""
+    if _is_control(request):
+        return await handler(request)
+    fault = request.app[STATE].faults.take(request.path, request.method, MIDDLEWARE_KINDS)
+    if fault is None:
+        return await handler(request)
+    if fault["kind"] == "hang":
+        await asyncio.sleep(float(fault.get("seconds", 30)))
+        return await handler(request)
+    status = int(fault.get("status", 503 if fault["kind"] == "status" else 200))
+    headers = {"Retry-After": str(fault["retry_after"])} if "retry_after" in fault else {}
+    if "body" in fault:
+        return web.Response(status=status, headers=headers, text=json.dumps(fault["body"]),
+                            content_type="application/json")
+    return web.Response(status=status, headers=headers, text=f"injected fault {fault['id']}")
+
+
+def build_app(state: EmulatorState | None = None) -> web.Application:
+    state = state or EmulatorState()
+    app = web.Application(middlewares=[log_requests, apply_faults])
+    app[STATE] = state
+    control_api.register(app, state)
+    app.router.add_get("/blobs/{blob_id}/{filename}", signed_blob)
+    for provider in (flighthub2, minimax, qianfan):
+        provider.register(app, state)
+    return app

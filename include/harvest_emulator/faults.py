@@ -1,0 +1,80 @@
+"""The fault plan: misbehaviour a test switches on over HTTP, without restarting the server.
+
+A fault is a dict: ``route`` (regex searched in the request path, required), ``method`` (optional),
+``kind``, ``times`` (default 1, -1 = forever) and the kind's options:
+
+Applied by the middleware, before the handler (any route except the control API):
+- ``status``: answer ``status`` (default 503), optional ``retry_after`` seconds header, optional JSON ``body``.
+- ``envelope``: answer JSON ``body`` with ``status`` (default 200), i.e. a provider's error envelope.
+- ``hang``: sleep ``seconds`` (default 30), then answer normally.
+
+Applied by ``serving.serve_blob`` (signed blob route and providers' download routes):
+- ``drop``: close the connection after ``after_bytes`` body bytes (default half the body).
+- ``slow``: throttle the body to ``rate`` bytes/s.
+- ``expire``: 403 "Request has expired" even for a valid signature.
+- ``corrupt``: flip the byte at blob ``offset`` (default the middle; the first byte served if outside the
+  range served), so the size is right and the checksum wrong.
+- ``ignore_range``: answer 200 with the full body even when Range was sent.
+
+Each application decrements ``times``; exhausted faults disappear but stay counted in ``applied``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+import threading
+from typing import Any
+
+MIDDLEWARE_KINDS = ("status", "envelope", "hang")
+BLOB_KINDS = ("drop", "slow", "expire", "corrupt", "ignore_range")
+KINDS = MIDDLEWARE_KINDS + BLOB_KINDS
+
+
+class FaultPlan:
+    def __init__(self) -> None:
+        self._faults: list[dict[str, Any]] = []
+        self._ids = itertools.count(1)
+        self._lock = threading.Lock()
+        self.applied: list[dict[str, Any]] = []
+
+    def add(self, fault: dict[str, Any]) -> str:
+        """Validate and register one fault; returns its id."""
+        fault = dict(fault)
+        if not isinstance(fault.get("route"), str):
+            raise ValueError("a fault needs a 'route' regex")
+        re.compile(fault["route"])
+        fault.setdefault("kind", "status")
+        if fault["kind"] not in KINDS:
+            raise ValueError(f"unknown fault kind {fault['kind']!r}; known: {', '.join(KINDS)}")
+        fault.setdefault("times", 1)
+        with self._lock:
+            fault["id"] = f"f{next(self._ids)}"
+            self._faults.append(fault)
+        return fault["id"]
+
+    def take(self, path: str, method: str, kinds: tuple[str, ...] | str) -> dict[str, Any] | None:
+        """Consume one application of the first matching fault of one of ``kinds``, or None."""
+        kinds = (kinds,) if isinstance(kinds, str) else kinds
+        with self._lock:
+            for fault in self._faults:
+                if fault["kind"] not in kinds or not re.search(fault["route"], path):
+                    continue
+                if fault.get("method") and fault["method"].upper() != method.upper():
+                    continue
+                if fault["times"] > 0:
+                    fault["times"] -= 1
+                    if fault["times"] == 0:
+                        self._faults.remove(fault)
+                self.applied.append({"id": fault["id"], "kind": fault["kind"], "method": method, "path": path})
+                return dict(fault)
+        return None
+
+    def list(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [dict(f) for f in self._faults]
+
+    def clear(self) -> None:
+        with self._lock:
+            self._faults.clear()
+            self.applied.clear()
