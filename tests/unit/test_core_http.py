@@ -18,7 +18,7 @@ def test_backoff_grows_exponentially_within_jitter_and_cap():
 
 
 def test_retry_after_wins_but_is_capped():
-    rule = RetryRule(attempts=3, base_delay=1.0, max_delay=30.0)
+    rule = RetryRule(attempts=3, base_delay=1.0, max_delay=5.0, max_retry_after=30.0)
     assert rule.delay(1, retry_after=7) == 7
     assert rule.delay(1, retry_after=3600) == 30
 
@@ -41,5 +41,7 @@ def test_redaction_removes_secrets_and_query_strings():
     out = redact(text)
     assert "Signature" not in out and "sk-api-supersecretvalue" not in out
     assert "https://cdn.example.com/f/a.mp4?***" in out
+    assert redact("GET /x?Signature=abc&Expires=2 (Caused by ...)") == "GET /x?*** (Caused by ...)"
+    assert redact("is it ready? yes") == "is it ready? yes"
     assert redact_url("https://h/p/x.tar?sig=1") == "https://h/p/x.tar?***"
     assert redact_url("https://h/p/x.tar") == "https://h/p/x.tar"

@@ -51,11 +51,13 @@ class RetryRule:
     base_delay: float = field(default_factory=lambda: _conf_float("retry_base_delay", 1.0))
     max_delay: float = field(default_factory=lambda: _conf_float("retry_max_delay", 60.0))
     jitter: float = 0.5
+    #: a provider's own Retry-After is honoured up to this many seconds
+    max_retry_after: float = 300.0
 
     def delay(self, attempt: int, retry_after: float | None = None) -> float:
         """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
         if retry_after is not None:
-            return min(max(retry_after, 0.0), self.max_delay)
+            return min(max(retry_after, 0.0), self.max_retry_after)
         ceiling = min(self.max_delay, self.base_delay * 2 ** max(attempt - 1, 0))
         return ceiling * (1 - self.jitter * random.random())
 
@@ -80,7 +82,8 @@ def is_transient_status(status: int) -> bool:
     return status == 429 or status >= 500
 
 
-_QUERY = re.compile(r"(https?://[^\s?#'\"<>]+)\?[^\s#'\"<>]*")
+# a query string with at least one key=value, wherever it appears (full URLs, or bare paths in urllib3 errors)
+_QUERY = re.compile(r"\?[^\s#'\"<>()?]*=[^\s#'\"<>()]*")
 
 
 def redact_url(url: str) -> str:
@@ -108,7 +111,7 @@ class Redactor:
             mask(secret)
 
     def __call__(self, text: str) -> str:
-        text = _QUERY.sub(r"\1?***", text)
+        text = _QUERY.sub("?***", text)
         for secret in self._secrets:
             text = text.replace(secret, "***")
         return text
