@@ -1,0 +1,1 @@
+"""MiniMax: video generation and asynchronous text-to-speech, waited on and archived through the Files API."""

@@ -1,0 +1,54 @@
+"""Sensors for MiniMax (deferrable by default; poke and reschedule use the same status function)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow.sdk import Context
+
+from artifact_harvest.core.polling import PollingTrigger, PollResult
+from artifact_harvest.core.sensors import PollingSensor
+from artifact_harvest.minimax.hook import MiniMaxHook
+from artifact_harvest.minimax.status import TaskKind, judge_file, judge_task
+from artifact_harvest.minimax.triggers import MiniMaxFileReadyTrigger, MiniMaxTaskTrigger
+
+
+class MiniMaxTaskSensor(PollingSensor):
+    """Wait for a video (``kind="video"``) or async-speech (``kind="speech"``) task; returns
+    ``{"task_id", "file_id"}`` (file_id as int)."""
+
+    template_fields = ("task_id",)
+
+    def __init__(self, *, task_id: str, kind: str = TaskKind.VIDEO.value, conn_id: str = "minimax_default",
+                 **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.task_id = task_id
+        self.kind = TaskKind(kind).value
+        self.conn_id = conn_id
+
+    def check(self, context: Context) -> PollResult:
+        return judge_task(self.kind, MiniMaxHook(self.conn_id).query_task(self.kind, str(self.task_id)))
+
+    def build_trigger(self, end_time: float) -> PollingTrigger:
+        return MiniMaxTaskTrigger(task_id=str(self.task_id), kind=self.kind, conn_id=self.conn_id,
+                                  end_time=end_time, poll_interval=self.poke_interval,
+                                  max_transient_errors=self.max_transient_errors)
+
+
+class MiniMaxFileReadySensor(PollingSensor):
+    """Wait until files/retrieve gives a download URL; returns ``{"file_id", "bytes", "filename"}`` (no URL)."""
+
+    template_fields = ("file_id",)
+
+    def __init__(self, *, file_id: int | str, conn_id: str = "minimax_default", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.file_id = file_id
+        self.conn_id = conn_id
+
+    def check(self, context: Context) -> PollResult:
+        return judge_file(MiniMaxHook(self.conn_id).retrieve_file(self.file_id))
+
+    def build_trigger(self, end_time: float) -> PollingTrigger:
+        return MiniMaxFileReadyTrigger(file_id=str(self.file_id), conn_id=self.conn_id, end_time=end_time,
+                                       poll_interval=self.poke_interval,
+                                       max_transient_errors=self.max_transient_errors)

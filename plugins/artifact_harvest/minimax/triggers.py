@@ -1,0 +1,51 @@
+"""Deferred waits on MiniMax: GET-only polling in the triggerer, judged by ``status``.
+
+MiniMax documents no way to cancel a V1 video or async-speech task, so ``on_kill`` has nothing to cancel;
+the base class's default (do nothing remote) is the honest behaviour.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from artifact_harvest.core.polling import PollingTrigger, PollResult
+from artifact_harvest.minimax.hook import MiniMaxHook
+from artifact_harvest.minimax.status import TaskKind, judge_file, judge_task
+
+
+class MiniMaxTaskTrigger(PollingTrigger):
+    """Polls a video or speech task until success (event carries ``task_id`` and ``file_id``) or failure."""
+
+    def __init__(self, *, task_id: str, kind: str = TaskKind.VIDEO.value, conn_id: str = "minimax_default",
+                 **polling: Any) -> None:
+        super().__init__(**polling)
+        self.task_id = str(task_id)
+        self.kind = TaskKind(kind).value
+        self.conn_id = conn_id
+
+    def poll_kwargs(self) -> dict[str, Any]:
+        return {"task_id": self.task_id, "kind": self.kind, "conn_id": self.conn_id}
+
+    async def poll(self) -> PollResult:
+        return judge_task(self.kind, await MiniMaxHook(self.conn_id).aquery_task(self.kind, self.task_id))
+
+    def describe(self) -> str:
+        return f"MiniMax {self.kind} task {self.task_id}"
+
+
+class MiniMaxFileReadyTrigger(PollingTrigger):
+    """Polls files/retrieve until the file has a download URL (the event never carries the URL)."""
+
+    def __init__(self, *, file_id: int | str, conn_id: str = "minimax_default", **polling: Any) -> None:
+        super().__init__(**polling)
+        self.file_id = str(file_id)
+        self.conn_id = conn_id
+
+    def poll_kwargs(self) -> dict[str, Any]:
+        return {"file_id": self.file_id, "conn_id": self.conn_id}
+
+    async def poll(self) -> PollResult:
+        return judge_file(await MiniMaxHook(self.conn_id).aretrieve_file(self.file_id))
+
+    def describe(self) -> str:
+        return f"MiniMax file {self.file_id}"
