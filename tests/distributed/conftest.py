@@ -1,0 +1,242 @@
+"""The docker-compose topology without Docker: PostgreSQL and Redis on 127.0.0.1, and scheduler, dag-processor,
+triggerer, API server and one Celery worker as separate processes, each in its own process group.
+
+The stack gets its own database (``artifact_harvest_<random>``), Redis DB, AIRFLOW_HOME, ports, archive and
+staging dirs, so it never touches anything it did not create; everything it started is killed and dropped at
+the end. Without PostgreSQL or Redis the tests skip, unless ``ARTIFACT_HARVEST_REQUIRE_SERVICES=1`` (``.ci/run``),
+which turns the skip into a failure.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from scripts.airflow_api import AirflowApi  # noqa: E402
+
+PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
+REDIS = ("127.0.0.1", 6379)
+PROBE_DAGS = Path(__file__).with_name("dag_files")
+COMPONENTS = ("scheduler", "dag-processor", "triggerer", "api-server")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    report = yield
+    if report.when == "call" and report.failed:
+        item.session.stash.setdefault(_FAILED, []).append(item.nodeid)
+    return report
+
+
+_FAILED = pytest.StashKey[list]()
+
+
+def wait_until(what: str, predicate: Callable[[], object], timeout: float, interval: float = 0.2) -> object:
+    """Poll ``predicate`` until it returns something truthy; fail with ``what`` at the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+def _services_problem() -> str | None:
+    try:
+        import psycopg2
+
+        psycopg2.connect(dbname="postgres", connect_timeout=3, **PG).close()
+    except Exception as exc:  # noqa: BLE001 - any failure means "not reachable"
+        return f"PostgreSQL at {PG['host']}:{PG['port']} (trust, user postgres) unreachable: {exc}".strip()
+    try:
+        with socket.create_connection(REDIS, timeout=3) as sock:
+            sock.sendall(b"PING\r\n")
+            if not sock.recv(16).startswith(b"+PONG"):
+                return "Redis at 127.0.0.1:6379 did not answer PING"
+    except OSError as exc:
+        return f"Redis at 127.0.0.1:6379 unreachable: {exc}"
+    return None
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _pg_admin(sql: str) -> None:
+    import psycopg2
+
+    conn = psycopg2.connect(dbname="postgres", **PG)
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            cur.execute(sql)
+    finally:
+        conn.close()
+
+
+def _flush_redis_db(db: int) -> None:
+    with socket.create_connection(REDIS, timeout=5) as sock:
+        sock.sendall(f"SELECT {db}\r\nFLUSHDB\r\n".encode())
+        sock.recv(64)
+
+
+class Stack:
+    """The running processes plus the means to kill, restart and inspect them."""
+
+    def __init__(self, workdir: Path, env: dict[str, str], api_port: int, emulator) -> None:
+        self.workdir = workdir
+        self.env = env
+        self.logs = workdir / "process-logs"
+        self.logs.mkdir()
+        self.home = Path(env["AIRFLOW_HOME"])
+        self.archive = Path(env["AIRFLOW_VAR_ARTIFACT_ARCHIVE_ROOT"])
+        self.staging = Path(env["AIRFLOW_VAR_ARTIFACT_STAGING_DIR"])
+        self.dags_folder = Path(env["AIRFLOW__CORE__DAGS_FOLDER"])
+        self.emulator = emulator
+        self.api = AirflowApi(f"http://127.0.0.1:{api_port}")
+        self.procs: dict[str, subprocess.Popen] = {}
+        self._generation: dict[str, int] = {}
+
+    def airflow(self, *args: str, timeout: float = 300) -> None:
+        log = self.logs / f"airflow-{args[0]}.log"
+        with log.open("ab") as out:
+            subprocess.run([sys.executable, "-m", "airflow", *args], env=self.env, check=True,
+                           stdout=out, stderr=subprocess.STDOUT, timeout=timeout)
+
+    def start(self, name: str) -> subprocess.Popen:
+        """Start one component (``celery-worker`` or one of COMPONENTS) in its own process group."""
+        generation = self._generation[name] = self._generation.get(name, 0) + 1
+        args = ["celery", "worker", "-H", f"harvest-{generation}@%h", "--without-mingle", "--without-gossip"] \
+            if name == "celery-worker" else [name]
+        log = self.logs / f"{name}-{generation}.log"
+        self.procs[name] = subprocess.Popen(
+            [sys.executable, "-m", "airflow", *args], env=self.env, stdout=log.open("wb"),
+            stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        return self.procs[name]
+
+    def kill(self, name: str, sig: signal.Signals = signal.SIGKILL) -> None:
+        """Signal the whole process group (the component and every child it forked) and reap it."""
+        proc = self.procs.pop(name)
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            pass
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=30)
+
+    def stop_all(self) -> None:
+        for name in list(self.procs):
+            self.kill(name, signal.SIGTERM)
+
+    def assert_alive(self) -> None:
+        dead = {name: p.returncode for name, p in self.procs.items() if p.poll() is not None}
+        assert not dead, f"components exited: {dead}; logs in {self.logs}"
+
+    def dump_logs(self, lines: int = 60) -> str:
+        parts = []
+        for log in sorted(self.logs.glob("*.log")):
+            tail = log.read_text(errors="replace").splitlines()[-lines:]
+            parts.append(f"===== {log.name} (last {len(tail)} lines) =====\n" + "\n".join(tail))
+        return "\n".join(parts)
+
+
+@pytest.fixture(scope="module")
+def stack(request: pytest.FixtureRequest, emulator) -> Iterator[Stack]:
+    problem = _services_problem()
+    if problem:
+        if os.environ.get("ARTIFACT_HARVEST_REQUIRE_SERVICES") == "1":
+            pytest.fail(f"ARTIFACT_HARVEST_REQUIRE_SERVICES=1 but {problem}")
+        pytest.skip(problem)
+
+    from harvest_emulator.credentials import connection_env
+
+    workdir = Path(tempfile.mkdtemp(prefix="artifact-harvest-distributed-"))
+    database = f"artifact_harvest_{secrets.token_hex(4)}"
+    redis_db = 1 + secrets.randbelow(15)
+    home, dags = workdir / "airflow", workdir / "dags"
+    home.mkdir()
+    shutil.copytree(ROOT / "dags", dags, ignore=shutil.ignore_patterns("__pycache__"))
+    for probe in PROBE_DAGS.glob("*.py"):  # the test's own DAGs, next to the pipelines
+        shutil.copy(probe, dags / probe.name)
+    for name in ("archive", "staging"):
+        (workdir / name).mkdir()
+    # a known login for the REST API, as a real user would have (SimpleAuthManager reads it at start)
+    (home / "simple_auth_manager_passwords.json.generated").write_text(json.dumps({"admin": "admin"}))
+    api_port = _free_port()
+    sql = f"postgresql+psycopg2://postgres@127.0.0.1:5432/{database}"
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "PYTEST"))},
+        **connection_env(emulator.url),
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
+        "AIRFLOW__CORE__PARALLELISM": "8",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": sql,
+        "AIRFLOW__CELERY__BROKER_URL": f"redis://127.0.0.1:6379/{redis_db}",
+        "AIRFLOW__CELERY__RESULT_BACKEND": f"db+postgresql://postgres@127.0.0.1:5432/{database}",
+        "AIRFLOW__CELERY__WORKER_CONCURRENCY": "4",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
+        "AIRFLOW__API__HOST": "127.0.0.1",
+        "AIRFLOW__API__PORT": str(api_port),
+        "AIRFLOW__API__WORKERS": "1",
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{api_port}/execution/",
+        "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_hex(32),
+        "AIRFLOW__API__SECRET_KEY": secrets.token_hex(32),
+        "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(_free_port()),
+        "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(_free_port()),
+        "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_PORT": str(_free_port()),
+        # notice a killed worker or triggerer within seconds, not minutes
+        "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "20",
+        "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "2",
+        "AIRFLOW__TRIGGERER__JOB_HEARTBEAT_SEC": "1",
+        "AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": "6",
+        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "10",
+        "AIRFLOW_VAR_ARTIFACT_ARCHIVE_ROOT": str(workdir / "archive"),
+        "AIRFLOW_VAR_ARTIFACT_STAGING_DIR": str(workdir / "staging"),
+        "AIRFLOW__ARTIFACT_HARVEST__RETRY_BASE_DELAY": "0.2",
+        "AIRFLOW__ARTIFACT_HARVEST__RETRY_MAX_DELAY": "2",
+    }
+    s = Stack(workdir, env, api_port, emulator)
+    print(f"\ndistributed stack: database {database}, redis db {redis_db}, logs {s.logs}")
+    _pg_admin(f'CREATE DATABASE "{database}"')
+    try:
+        s.airflow("db", "migrate")
+        for name in (*COMPONENTS, "celery-worker"):
+            s.start(name)
+        s.api.wait_healthy(timeout=120, components=("metadatabase", "scheduler", "triggerer", "dag_processor"))
+        s.assert_alive()
+        yield s
+    finally:
+        s.stop_all()
+        _pg_admin(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        _flush_redis_db(redis_db)
+        if request.session.stash.get(_FAILED, []):
+            print(s.dump_logs())
+            print(f"distributed stack: kept {workdir} for the post-mortem")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
