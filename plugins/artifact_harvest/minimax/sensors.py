@@ -15,22 +15,22 @@ from artifact_harvest.minimax.triggers import MiniMaxFileReadyTrigger, MiniMaxTa
 
 class MiniMaxTaskSensor(PollingSensor):
     """Wait for a video (``kind="video"``) or async-speech (``kind="speech"``) task; returns
-    ``{"task_id", "file_id"}`` (file_id as int)."""
+    ``{"task_id", "file_id"}`` (file_id as int). ``minimax_task_id`` because ``task_id`` names the Airflow task."""
 
-    template_fields = ("task_id",)
+    template_fields = ("minimax_task_id",)
 
-    def __init__(self, *, task_id: str, kind: str = TaskKind.VIDEO.value, conn_id: str = "minimax_default",
+    def __init__(self, *, minimax_task_id: str, kind: str = TaskKind.VIDEO.value, conn_id: str = "minimax_default",
                  **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.task_id = task_id
+        self.minimax_task_id = minimax_task_id
         self.kind = TaskKind(kind).value
         self.conn_id = conn_id
 
     def check(self, context: Context) -> PollResult:
-        return judge_task(self.kind, MiniMaxHook(self.conn_id).query_task(self.kind, str(self.task_id)))
+        return judge_task(self.kind, MiniMaxHook(self.conn_id).query_task(self.kind, str(self.minimax_task_id)))
 
     def build_trigger(self, end_time: float) -> PollingTrigger:
-        return MiniMaxTaskTrigger(task_id=str(self.task_id), kind=self.kind, conn_id=self.conn_id,
+        return MiniMaxTaskTrigger(task_id=str(self.minimax_task_id), kind=self.kind, conn_id=self.conn_id,
                                   end_time=end_time, poll_interval=self.poke_interval,
                                   max_transient_errors=self.max_transient_errors)
 
