@@ -1,0 +1,266 @@
+"""FlightHub 2 OpenAPI hook: the organization key, the project, the ``{code, message, data}`` envelope.
+
+Every call goes through the shared ``ApiClient`` (fresh ``X-Request-Id`` per attempt, one retry rule);
+``parse`` checks the envelope on every answer, because FlightHub 2 reports most failures as HTTP 200 with
+a non-zero ``code``. Sync methods run on workers; the ``a``-prefixed twins are for triggers.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from artifact_harvest.core.errors import (
+    FatalProviderError,
+    InvalidParameterError,
+    MalformedResponseError,
+    ProviderError,
+    TransientProviderError,
+)
+from artifact_harvest.core.hook import ProviderHook
+from artifact_harvest.core.http import ApiClient, ApiResponse, Redactor, is_transient_status
+from artifact_harvest.flighthub2.status import MODEL_TYPES
+
+#: rate limiting (210429) and server-side failures: safe to retry
+TRANSIENT_CODES = frozenset({210429, 200500, 210500, 210504, 210318})
+#: what to fix when FlightHub 2 refuses the caller; retrying cannot help
+FATAL_HINTS = {
+    200401: "check the organization key in the connection's password (My Organization → Organization Settings "
+    "→ FlightHub Sync → Organization Key) and that the host is the region that issued it",
+    200403: "check the connection's project_uuid and that the organization key's user is a member of that project",
+}
+LANGUAGES = ("zh", "en")
+#: the upload callback accepts at most this many files per call
+CALLBACK_BATCH = 100
+
+
+@dataclass(frozen=True)
+class Call:
+    """One endpoint call, built once and sent by the sync or the async client."""
+
+    method: str
+    path: str
+    params: Mapping[str, Any] | None = None
+    json: Any = None
+
+
+class FlightHub2Hook(ProviderHook):
+    """DJI FlightHub 2 OpenAPI.
+
+    :param conn_id: connection of type ``flighthub2``: host = base URL, password = organization key
+        (``X-User-Token``), extra ``project_uuid`` (``X-Project-Uuid``) and ``language`` (``X-Language``).
+    :param api_version: path version, ``v0.1`` (documented V1) or ``v2.0``.
+    """
+
+    conn_type = "flighthub2"
+    default_conn_name = "flighthub2_default"
+    hook_name = "DJI FlightHub 2"
+    provider: ClassVar[str] = "flighthub2"
+    default_host: ClassVar[str] = "https://es-flight-api-cn.djigate.com"
+
+    def __init__(self, conn_id: str | None = None, *, api_version: str = "v0.1", **kwargs: Any) -> None:
+        super().__init__(conn_id, **kwargs)
+        if api_version not in ("v0.1", "v2.0"):
+            raise InvalidParameterError(self.provider, "api_version", f"must be v0.1 or v2.0, got {api_version!r}")
+        self.api_version = api_version
+        self.prefix = f"/openapi/{api_version}"
+
+    # -- connection ----------------------------------------------------------------------------------
+    def build_client(self, conn: Any, extra: dict[str, Any]) -> ApiClient:
+        token = self.require_secret(conn, conn.password, "organization key (password)")
+        language = extra.get("language") or "en"
+        if language not in LANGUAGES:
+            raise InvalidParameterError(self.provider, "language", f"must be one of {LANGUAGES}, got {language!r}")
+        headers = {"X-User-Token": token, "X-Language": language}
+        if extra.get("project_uuid"):
+            headers["X-Project-Uuid"] = str(extra["project_uuid"])
+        return ApiClient(
+            provider=self.provider,
+            base_url=self.base_url(conn),
+            parse=self.parse,
+            headers=headers,
+            timeout=self.timeout,
+            retry=self.retry,
+            verify=self.verify_tls(extra),
+            redactor=Redactor([token]),
+        )
+
+    def parse(self, resp: ApiResponse) -> Any:
+        """``data`` of a ``code == 0`` answer; otherwise the error class the code (or HTTP status) implies."""
+        try:
+            body = resp.json()
+        except ProviderError:
+            if resp.status >= 300:
+                raise resp.http_error() from None
+            raise
+        if not isinstance(body, dict) or "code" not in body:
+            if resp.status >= 300:
+                raise resp.http_error()
+            raise MalformedResponseError(
+                self.provider, "code", "is missing from the envelope", request_id=resp.request_id,
+                http_status=resp.status,
+            )
+        code, message = body["code"], body.get("message") or "no message"
+        if code == 0 and resp.status < 300:
+            return body.get("data")
+        if code == 0:
+            raise resp.http_error()
+        text = f"{resp.method} {resp.path}: {message}"
+        common = dict(code=code, request_id=resp.request_id, http_status=resp.status)
+        if code in TRANSIENT_CODES or is_transient_status(resp.status):
+            raise TransientProviderError(self.provider, text, retry_after=resp.retry_after, **common)
+        if code in FATAL_HINTS:
+            raise FatalProviderError(self.provider, text, hint=FATAL_HINTS[code], **common)
+        if resp.status in (400, 401, 403, 404, 422):
+            raise FatalProviderError(self.provider, text, **common)
+        raise ProviderError(self.provider, text, **common)
+
+    def _run(self, call: Call) -> Any:
+        return self.client.call(call.method, call.path, params=call.params, json=call.json)
+
+    async def _arun(self, call: Call) -> Any:
+        return await (await self.aclient()).acall(call.method, call.path, params=call.params, json=call.json)
+
+    @staticmethod
+    def _list(data: Any) -> list[dict[str, Any]]:
+        """``data.list``; FlightHub 2 answers empty collections with ``null``."""
+        return list((data or {}).get("list") or [])
+
+    def _required(self, data: Any, field: str) -> Any:
+        if not isinstance(data, dict) or data.get(field) in (None, ""):
+            raise MalformedResponseError(self.provider, field, "is missing from data")
+        return data[field]
+
+    # -- organization / project ----------------------------------------------------------------------
+    def projects(self, page: int = 1, page_size: int = 100) -> list[dict[str, Any]]:
+        """Projects the organization key can see (``uuid`` is what the connection's project_uuid wants)."""
+        return self._list(self._run(Call("GET", f"{self.prefix}/project", {"page": page, "page_size": page_size})))
+
+    def project_sts_token(self) -> dict[str, Any]:
+        """Write-scoped STS credential of the project's storage (``credentials.*``, ``bucket``, ``endpoint``)."""
+        return self._run(Call("GET", f"{self.prefix}/project/sts-token")) or {}
+
+    # -- open modeling -------------------------------------------------------------------------------
+    def obtain_upload_credential(self) -> dict[str, Any]:
+        """STS keys, bucket, ``end_point``, ``store_path`` template, ``callback_param``, ``expire_time``."""
+        data = self._run(Call("POST", f"{self.prefix}/open_model/stores/obtain_token"))
+        for field in ("access_key_id", "secret_access_key", "cloud_bucket_name", "end_point", "store_path"):
+            self._required(data, field)
+        for secret in ("secret_access_key", "session_token", "access_key_id"):
+            self.client.redact.add(data.get(secret))
+        return data
+
+    def upload_callback(
+        self, resource_uuid: str, callback_param: str, files: Sequence[Mapping[str, str]],
+        resource_name: str | None = None,
+    ) -> int:
+        """Register uploaded ``files`` ([{name, etag}]) in batches of 100; returns the total upload_count."""
+        if not files:
+            raise InvalidParameterError(self.provider, "files", "at least one uploaded file is needed")
+        count = 0
+        for start in range(0, len(files), CALLBACK_BATCH):
+            body: dict[str, Any] = {
+                "resource_uuid": resource_uuid, "callback_param": callback_param,
+                "files": [{"name": f["name"], "etag": f["etag"]} for f in files[start : start + CALLBACK_BATCH]],
+            }
+            if resource_name:
+                body["resource_name"] = resource_name[:255]
+            data = self._run(Call("POST", f"{self.prefix}/open_model/stores/upload_callback", json=body))
+            count += int((data or {}).get("upload_count") or 0)
+        return count
+
+    def resource(self, resource_uuid: str) -> dict[str, Any]:
+        """``status`` (1 ImportSuccess, 2 WaitingDelete, 3 Deleted), ``resource_size``, ``file_names``."""
+        data = self._run(Call("GET", f"{self.prefix}/open_model/resource/{resource_uuid}")) or {}
+        return {**data, "file_names": data.get("file_names") or []}
+
+    def delete_resource(self, resource_uuid: str) -> None:
+        self._run(Call("DELETE", f"{self.prefix}/open_model/resource/{resource_uuid}"))
+
+    def start_reconstruction(
+        self, resource_uuid: str, parameters: Mapping[str, Mapping[str, Any]], delete_resource_if_finish: bool = False
+    ) -> dict[str, str]:
+        """Start one job per model type (``2d``, ``3d``, ``3dgs``, ``lidar``); returns {type: model_uuid}."""
+        unknown = set(parameters) - set(MODEL_TYPES)
+        if not parameters or unknown:
+            raise InvalidParameterError(
+                self.provider, "model_types", f"need a non-empty subset of {sorted(MODEL_TYPES)}, got {sorted(parameters)}"
+            )
+        body: dict[str, Any] = {"resource_uuid": resource_uuid, "delete_resource_if_finish": delete_resource_if_finish}
+        for model_type, params in parameters.items():
+            body[MODEL_TYPES[model_type][0]] = json.dumps(params or {}, separators=(",", ":"))
+        data = self._run(Call("POST", f"{self.prefix}/open_model/models/reconstruction/start", json=body)) or {}
+        return {t: str(self._required(data.get(MODEL_TYPES[t][1]), "uuid")) for t in parameters}
+
+    def _stop(self, model_uuid: str) -> Call:
+        return Call("POST", f"{self.prefix}/open_model/models/{model_uuid}/reconstruction/stop")
+
+    def stop_reconstruction(self, model_uuid: str) -> None:
+        """Stop a running job (the image quota is refunded); the model then reports status 16."""
+        self._run(self._stop(model_uuid))
+
+    async def astop_reconstruction(self, model_uuid: str) -> None:
+        await self._arun(self._stop(model_uuid))
+
+    def _open_model(self, model_uuid: str) -> Call:
+        return Call("GET", f"{self.prefix}/open_model/models/{model_uuid}")
+
+    def open_model(self, model_uuid: str) -> dict[str, Any]:
+        """``model_status``, ``reconstruction_progress``, ``zip_status``, ``zip_progress``, ``zip_file_key``..."""
+        return self._run(self._open_model(model_uuid)) or {}
+
+    async def aopen_model(self, model_uuid: str) -> dict[str, Any]:
+        return await self._arun(self._open_model(model_uuid)) or {}
+
+    def delete_open_model(self, model_uuid: str) -> None:
+        """Delete the model (a running reconstruction is stopped first)."""
+        self._run(Call("DELETE", f"{self.prefix}/open_model/models/{model_uuid}"))
+
+    def running_models(self) -> list[dict[str, Any]]:
+        return self._list(self._run(Call("GET", f"{self.prefix}/open_model/models/running")))
+
+    # -- model management ----------------------------------------------------------------------------
+    def models(self, page: int = 1, page_size: int = 100) -> list[dict[str, Any]]:
+        """One page of the project's models (``id``, ``name``, ``file_type``, ``size``, ``create_at`` epoch)."""
+        return self._list(self._run(Call("GET", f"{self.prefix}/model", {"page": page, "page_size": page_size})))
+
+    def all_models(self, page_size: int = 100) -> Iterator[dict[str, Any]]:
+        """Every model of the project: there is no total, so page until a short page comes back."""
+        page = 1
+        while True:
+            batch = self.models(page, page_size)
+            yield from batch
+            if len(batch) < page_size:
+                return
+            page += 1
+
+    def _model(self, model_id: int | str) -> Call:
+        return Call("GET", f"{self.prefix}/model/{model_id}")
+
+    def model(self, model_id: int | str) -> dict[str, Any]:
+        """Model details (includes short-lived ``url`` / ``preview_url``: never log or store them)."""
+        return self._run(self._model(model_id)) or {}
+
+    async def amodel(self, model_id: int | str) -> dict[str, Any]:
+        return await self._arun(self._model(model_id)) or {}
+
+    def create_model(
+        self, name: str, reconstruction_type: Sequence[str], task_folder_id: int, **options: Any
+    ) -> int:
+        """Traditional cloud reconstruction from a flight task's media folder; returns the model ``id``."""
+        body = {"name": name, "reconstruction_type": list(reconstruction_type), "task_folder_id": task_folder_id,
+                **options}
+        return int(self._required(self._run(Call("POST", f"{self.prefix}/model/create", json=body)), "id"))
+
+    def _download_url(self, file_id: str) -> Call:
+        slash = "/" if self.api_version == "v0.1" else ""
+        return Call("GET", f"{self.prefix}/model/download-url/{file_id}{slash}")
+
+    def download_url(self, file_id: str) -> dict[str, Any]:
+        """``{url, id}``; an empty ``url`` means still compressing. The URL is signed: never log or store it."""
+        return self._run(self._download_url(file_id)) or {}
+
+    async def adownload_url(self, file_id: str) -> dict[str, Any]:
+        return await self._arun(self._download_url(file_id)) or {}

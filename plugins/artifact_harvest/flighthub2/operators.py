@@ -1,0 +1,205 @@
+"""Worker-side steps: upload photos, start reconstruction (once per task instance), list, download, clean up."""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Sequence
+from datetime import datetime
+from functools import cached_property
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from airflow.sdk import BaseOperator, Context
+from airflow.sdk.exceptions import AirflowSkipException
+
+from artifact_harvest.core.download import RemoteFile
+from artifact_harvest.core.errors import InvalidParameterError, TransientProviderError
+from artifact_harvest.core.idempotency import remember, remembered, submit_once
+from artifact_harvest.core.operators import DownloadAndArchiveOperator
+from artifact_harvest.flighthub2.hook import FlightHub2Hook
+from artifact_harvest.flighthub2.status import MODEL_TYPES
+from artifact_harvest.flighthub2.upload import PhotoUploader, UploadTarget, list_photos
+
+PROVIDER = "flighthub2"
+UPLOAD_STATE = "flighthub2_upload"
+STARTED_STATE = "flighthub2_started_models"
+
+
+class _FlightHub2Operator(BaseOperator):
+    def __init__(self, *, flighthub2_conn_id: str = FlightHub2Hook.default_conn_name, api_version: str = "v0.1",
+                 **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.flighthub2_conn_id = flighthub2_conn_id
+        self.api_version = api_version
+
+    @cached_property
+    def hook(self) -> FlightHub2Hook:
+        return FlightHub2Hook(self.flighthub2_conn_id, api_version=self.api_version)
+
+
+class FlightHub2UploadPhotosOperator(_FlightHub2Operator):
+    """Upload a folder of photos for open modeling and register them; returns the ``resource_uuid``.
+
+    A retry resumes: the target (bucket, path, resource) and every uploaded ``{name: etag}`` are kept in the
+    task state store, so only missing files are sent and the resource stays the same.
+
+    :param photos: local folder or object-storage URI (``s3://bucket/prefix``, ``file:///…``) (templated).
+    :param resource_uuid: an already uploaded resource; when set nothing is uploaded (templated).
+    :param resource_name: display name of the resource (templated).
+    :param max_workers: parallel uploads.
+    """
+
+    template_fields: Sequence[str] = ("photos", "resource_uuid", "resource_name")
+
+    def __init__(self, *, photos: str | None = None, resource_uuid: str | None = None,
+                 resource_name: str | None = None, max_workers: int = 8, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.photos = photos
+        self.resource_uuid = resource_uuid
+        self.resource_name = resource_name
+        self.max_workers = max_workers
+
+    def execute(self, context: Context) -> str:
+        if self.resource_uuid:
+            self.log.info("using the already uploaded resource %s", self.resource_uuid)
+            return self.resource_uuid
+        if not self.photos:
+            raise InvalidParameterError(PROVIDER, "photos", "give photos (a folder) or resource_uuid")
+        files = list_photos(self.photos)
+        saved = remembered(context, UPLOAD_STATE) or {}
+        credential = self.hook.obtain_upload_credential()  # fresh keys on every try; never stored
+        target = UploadTarget(**saved["target"]) if saved.get("target") else UploadTarget.from_credential(credential)
+        etags: dict[str, str] = dict(saved.get("etags") or {})
+
+        def keep(name: str, etag: str) -> None:
+            etags[name] = etag
+            remember(context, UPLOAD_STATE, {"target": target.to_dict(), "etags": etags})
+
+        remember(context, UPLOAD_STATE, {"target": target.to_dict(), "etags": etags})
+        uploader = PhotoUploader(target, credential, self.hook.obtain_upload_credential, max_workers=self.max_workers)
+        uploader.upload(files, etags, keep)
+        names = {f.name for f in files}
+        count = self.hook.upload_callback(
+            target.resource_uuid, target.callback_param,
+            [{"name": n, "etag": e} for n, e in sorted(etags.items()) if n in names], self.resource_name,
+        )
+        self.log.info("registered %d photos in resource %s", count, target.resource_uuid)
+        return target.resource_uuid
+
+
+class FlightHub2StartReconstructionOperator(_FlightHub2Operator):
+    """Start one reconstruction per model type, at most once per task instance (retries re-attach).
+
+    Returns ``[{model_type, model_uuid}, …]`` in the order of ``model_types``, ready for mapping.
+
+    :param resource_uuid: the uploaded resource (templated).
+    :param model_types: subset of ``2d``, ``3d``, ``3dgs``, ``lidar`` (templated).
+    :param parameters: ``{model_type: {algorithm parameters}}`` (templated); missing types get ``{}``.
+    :param delete_resource_if_finish: let FlightHub 2 delete the resource when every job finishes.
+    """
+
+    template_fields: Sequence[str] = ("resource_uuid", "model_types", "parameters")
+
+    def __init__(self, *, resource_uuid: str, model_types: Sequence[str], parameters: dict[str, Any] | None = None,
+                 delete_resource_if_finish: bool = False, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.resource_uuid = resource_uuid
+        self.model_types = model_types
+        self.parameters = parameters
+        self.delete_resource_if_finish = delete_resource_if_finish
+
+    def execute(self, context: Context) -> list[dict[str, str]]:
+        types = list(dict.fromkeys(self.model_types or []))
+        parameters = {t: dict((self.parameters or {}).get(t) or {}) for t in types}
+        started: dict[str, str] = submit_once(
+            context, STARTED_STATE,
+            lambda: self.hook.start_reconstruction(self.resource_uuid, parameters, self.delete_resource_if_finish),
+        )
+        return [{"model_type": t, "model_uuid": started[t]} for t in types if t in MODEL_TYPES]
+
+
+class FlightHub2DownloadModelOperator(DownloadAndArchiveOperator):
+    """Download a model file through a fresh ``model/download-url/{file_id}`` URL and archive it.
+
+    :param file_id: the model file id (templated): a model-management model ``id``, or an open model's
+        ``zip_file_key`` (the documented API does not say which id an open model's archive has; assumed).
+    """
+
+    provider = PROVIDER
+    template_fields: Sequence[str] = (*DownloadAndArchiveOperator.template_fields, "file_id")
+
+    def __init__(self, *, file_id: str, flighthub2_conn_id: str = FlightHub2Hook.default_conn_name,
+                 api_version: str = "v0.1", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.file_id = file_id
+        self.flighthub2_conn_id = flighthub2_conn_id
+        self.api_version = api_version
+
+    @cached_property
+    def hook(self) -> FlightHub2Hook:
+        return FlightHub2Hook(self.flighthub2_conn_id, api_version=self.api_version)
+
+    def remote_file(self, context: Context) -> RemoteFile:
+        url = self.hook.download_url(str(self.file_id)).get("url")
+        if not url:
+            raise TransientProviderError(PROVIDER, f"file {self.file_id} is still being compressed (empty URL)")
+        name = posixpath.basename(unquote(urlsplit(url).path)) or f"{self.file_id}.zip"
+        return RemoteFile(url, name)
+
+
+class FlightHub2ListModelsOperator(_FlightHub2Operator):
+    """Models of the project created in ``[created_from, created_to)`` and not archived yet.
+
+    Returns kwargs for mapping the download: ``[{file_id, artifact_key, source}, …]``. Keyed on the run's data
+    interval, so a backfill archives exactly its days and a re-run archives nothing twice.
+
+    :param created_from: interval start (templated, ISO date-time).
+    :param created_to: interval end, exclusive (templated, ISO date-time).
+    """
+
+    template_fields: Sequence[str] = ("created_from", "created_to")
+
+    def __init__(self, *, created_from: str, created_to: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.created_from = created_from
+        self.created_to = created_to
+
+    def execute(self, context: Context) -> list[dict[str, Any]]:
+        from artifact_harvest.core.archive import Archiver
+
+        start, end = (datetime.fromisoformat(str(v)).timestamp() for v in (self.created_from, self.created_to))
+        archiver = Archiver()
+        todo = []
+        for model in self.hook.all_models():
+            key = f"model-{model['id']}"
+            if not start <= float(model.get("create_at") or 0) < end:
+                continue
+            if archiver.is_archived(PROVIDER, key):
+                self.log.info("model %s is already archived", model["id"])
+                continue
+            todo.append({"file_id": str(model["id"]), "artifact_key": key, "source": {
+                "model_id": model["id"], "file_id": str(model["id"]), "name": model.get("name"),
+                "file_type": model.get("file_type"), "create_at": model.get("create_at")}})
+        self.log.info("%d models created in [%s, %s) to archive", len(todo), self.created_from, self.created_to)
+        return todo
+
+
+class FlightHub2DeleteResourceOperator(_FlightHub2Operator):
+    """Free the uploaded photos' storage once the models are archived (skipped unless ``enabled``).
+
+    :param resource_uuid: the resource (templated).
+    :param enabled: delete only when true (templated, e.g. from a DAG param).
+    """
+
+    template_fields: Sequence[str] = ("resource_uuid", "enabled")
+
+    def __init__(self, *, resource_uuid: str, enabled: bool | str = True, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.resource_uuid = resource_uuid
+        self.enabled = enabled
+
+    def execute(self, context: Context) -> None:
+        if str(self.enabled).lower() not in ("true", "1"):
+            raise AirflowSkipException("delete_resource_when_done is off: the resource is kept")
+        self.hook.delete_resource(self.resource_uuid)
+        self.log.info("deleted resource %s", self.resource_uuid)

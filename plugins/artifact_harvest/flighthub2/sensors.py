@@ -1,0 +1,105 @@
+"""Sensors for FlightHub 2: deferrable by default; poke and reschedule use the same status functions."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import cached_property
+from typing import Any
+
+from airflow.sdk import Context
+
+from artifact_harvest.core.polling import PollResult
+from artifact_harvest.core.sensors import PollingSensor
+from artifact_harvest.flighthub2.hook import FlightHub2Hook
+from artifact_harvest.flighthub2.status import judge_download_url, judge_open_model
+from artifact_harvest.flighthub2.triggers import FlightHub2DownloadUrlTrigger, FlightHub2ModelReadyTrigger
+
+
+class _FlightHub2Sensor(PollingSensor):
+    """``poll_interval`` / ``wait_timeout`` are templated overrides of ``poke_interval`` / ``timeout``, so a
+    DAG param can set them (Airflow validates ``poke_interval`` and ``timeout`` as numbers at parse time)."""
+
+    template_fields: Sequence[str] = ("poll_interval", "wait_timeout")
+
+    def __init__(self, *, flighthub2_conn_id: str = FlightHub2Hook.default_conn_name, api_version: str = "v0.1",
+                 poll_interval: float | str | None = None, wait_timeout: float | str | None = None,
+                 **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.flighthub2_conn_id = flighthub2_conn_id
+        self.api_version = api_version
+        self.poll_interval = poll_interval
+        self.wait_timeout = wait_timeout
+
+    def execute(self, context: Context) -> Any:
+        if self.poll_interval not in (None, ""):
+            self.poke_interval = float(self.poll_interval)
+        if self.wait_timeout not in (None, ""):
+            self.timeout = float(self.wait_timeout)
+        return super().execute(context)
+
+    @cached_property
+    def hook(self) -> FlightHub2Hook:
+        return FlightHub2Hook(self.flighthub2_conn_id, api_version=self.api_version)
+
+    def _trigger_kwargs(self, end_time: float) -> dict[str, Any]:
+        return {"conn_id": self.flighthub2_conn_id, "api_version": self.api_version, "end_time": end_time,
+                "poll_interval": self.poke_interval, "max_transient_errors": self.max_transient_errors}
+
+
+class FlightHub2ModelReadySensor(_FlightHub2Sensor):
+    """Wait until an open model is reconstructed (``model_status`` 9/15) and zipped (``zip_status`` 2).
+
+    Fails at once on 8, 13, 16 or ``zip_status`` 3, quoting the model's ``error_code``. Returns
+    ``{model_uuid, resource_uuid, model_type, model_size, file_id}``.
+
+    :param model_uuid: the open model (templated).
+    :param file_id_field: which details field is the ``file_id`` of ``model/download-url``. The docs do not
+        say how an open model's archive maps to that id; ``zip_file_key`` is the default assumption.
+    :param stop_on_kill: stop the reconstruction when a user kills or clears the deferred task.
+    """
+
+    template_fields: Sequence[str] = (*_FlightHub2Sensor.template_fields, "model_uuid")
+
+    def __init__(self, *, model_uuid: str, file_id_field: str = "zip_file_key", stop_on_kill: bool = True,
+                 **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.model_uuid = model_uuid
+        self.file_id_field = file_id_field
+        self.stop_on_kill = stop_on_kill
+
+    def check(self, context: Context) -> PollResult:
+        return judge_open_model(self.hook.open_model(self.model_uuid), self.file_id_field)
+
+    def build_trigger(self, end_time: float) -> FlightHub2ModelReadyTrigger:
+        return FlightHub2ModelReadyTrigger(
+            model_uuid=self.model_uuid, file_id_field=self.file_id_field, stop_on_kill=self.stop_on_kill,
+            **self._trigger_kwargs(end_time),
+        )
+
+    def on_kill(self) -> None:
+        """Killed while poking on a worker: same policy as the trigger's ``on_kill``."""
+        if self.stop_on_kill and self.model_uuid:
+            self.hook.stop_reconstruction(self.model_uuid)
+
+
+class FlightHub2DownloadUrlSensor(_FlightHub2Sensor):
+    """Wait until ``model/download-url/{file_id}`` is non-empty (empty = still compressing).
+
+    Returns ``{file_id, id}``, never the URL: the download operator fetches a fresh one right before use.
+    The API advises polling about once a minute, hence the default ``poke_interval`` of 60 s.
+
+    :param file_id: the model file id (templated): a model-management model ``id`` or, for open models,
+        the ``zip_file_key`` (an assumption: see ``FlightHub2ModelReadySensor``).
+    """
+
+    template_fields: Sequence[str] = (*_FlightHub2Sensor.template_fields, "file_id")
+
+    def __init__(self, *, file_id: str, poke_interval: float = 60, **kwargs: Any) -> None:
+        super().__init__(poke_interval=poke_interval, **kwargs)
+        self.file_id = file_id
+
+    def check(self, context: Context) -> PollResult:
+        return judge_download_url(self.hook.download_url(str(self.file_id)), str(self.file_id))
+
+    def build_trigger(self, end_time: float) -> FlightHub2DownloadUrlTrigger:
+        return FlightHub2DownloadUrlTrigger(file_id=str(self.file_id), **self._trigger_kwargs(end_time))

@@ -1,0 +1,69 @@
+"""Deferrable waits: GET-only polling through the hook's async methods, judged by ``status``."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import Any
+
+from artifact_harvest.core.polling import PollingTrigger, PollResult
+from artifact_harvest.flighthub2.hook import FlightHub2Hook
+from artifact_harvest.flighthub2.status import judge_download_url, judge_open_model
+
+
+class _FlightHub2Trigger(PollingTrigger):
+    def __init__(self, *, conn_id: str = FlightHub2Hook.default_conn_name, api_version: str = "v0.1",
+                 **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.conn_id = conn_id
+        self.api_version = api_version
+
+    @cached_property
+    def hook(self) -> FlightHub2Hook:
+        return FlightHub2Hook(self.conn_id, api_version=self.api_version)
+
+    def poll_kwargs(self) -> dict[str, Any]:
+        return {"conn_id": self.conn_id, "api_version": self.api_version}
+
+
+class FlightHub2ModelReadyTrigger(_FlightHub2Trigger):
+    """Until an open model is reconstructed and zipped; ``on_kill`` stops the job if ``stop_on_kill``."""
+
+    def __init__(self, *, model_uuid: str, file_id_field: str = "zip_file_key", stop_on_kill: bool = True,
+                 **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.model_uuid = model_uuid
+        self.file_id_field = file_id_field
+        self.stop_on_kill = stop_on_kill
+
+    def poll_kwargs(self) -> dict[str, Any]:
+        return {**super().poll_kwargs(), "model_uuid": self.model_uuid, "file_id_field": self.file_id_field,
+                "stop_on_kill": self.stop_on_kill}
+
+    async def poll(self) -> PollResult:
+        return judge_open_model(await self.hook.aopen_model(self.model_uuid), self.file_id_field)
+
+    async def on_kill(self) -> None:
+        """The user killed or cleared the waiting task: stop the reconstruction (its quota is refunded)."""
+        if self.stop_on_kill:
+            self.log.info("stopping reconstruction of model %s", self.model_uuid)
+            await self.hook.astop_reconstruction(self.model_uuid)
+
+    def describe(self) -> str:
+        return f"model {self.model_uuid}"
+
+
+class FlightHub2DownloadUrlTrigger(_FlightHub2Trigger):
+    """Until ``model/download-url/{file_id}`` answers a non-empty URL (the URL itself is not passed on)."""
+
+    def __init__(self, *, file_id: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.file_id = file_id
+
+    def poll_kwargs(self) -> dict[str, Any]:
+        return {**super().poll_kwargs(), "file_id": self.file_id}
+
+    async def poll(self) -> PollResult:
+        return judge_download_url(await self.hook.adownload_url(self.file_id), self.file_id)
+
+    def describe(self) -> str:
+        return f"download URL of file {self.file_id}"
