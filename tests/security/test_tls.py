@@ -1,0 +1,123 @@
+"""Downloads and API calls verify TLS unless the connection explicitly says ``verify_ssl: false``."""
+
+from __future__ import annotations
+
+import datetime as dt
+import http.server
+import importlib
+import json
+import ssl
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+import urllib3
+
+from artifact_harvest.core.download import Downloader, DownloadError, RemoteFile
+from artifact_harvest.core.http import RetryRule
+
+pytestmark = pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
+
+BODY = b"archive me over TLS" * 1000
+
+
+def _self_signed(folder: Path) -> tuple[Path, Path]:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = dt.datetime.now(dt.timezone.utc)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=1))
+        .not_valid_after(now + dt.timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = folder / "cert.pem", folder / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(BODY)))
+        self.end_headers()
+        self.wfile.write(BODY)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def https_url(tmp_path_factory) -> Iterator[str]:
+    """An HTTPS server with a self-signed certificate, i.e. one a verifying client must refuse."""
+    cert, key = _self_signed(tmp_path_factory.mktemp("tls"))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"https://localhost:{server.server_address[1]}/file.bin"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_download_refuses_an_unverifiable_certificate_by_default(https_url, tmp_path):
+    downloader = Downloader(tmp_path, retry=RetryRule(attempts=2, base_delay=0.01, max_delay=0.01))
+    with pytest.raises(DownloadError) as info:
+        downloader.download(lambda: RemoteFile(https_url, "file.bin"), key="k")
+    assert "CERTIFICATE_VERIFY_FAILED" in str(info.value) or "SSL" in str(info.value)
+    assert not (tmp_path / "k" / "file.bin").exists()
+
+
+def test_download_without_verification_only_when_asked(https_url, tmp_path):
+    done = Downloader(tmp_path, verify_tls=False).download(lambda: RemoteFile(https_url, "file.bin"), key="k")
+    assert done.path.read_bytes() == BODY
+
+
+def _provider_hooks() -> list[type]:
+    from artifact_harvest.provider_info import get_provider_info
+
+    hooks = []
+    for entry in get_provider_info()["connection-types"]:
+        module, _, name = entry["hook-class-name"].rpartition(".")
+        try:
+            hooks.append(getattr(importlib.import_module(module), name))
+        except ImportError:  # a provider still being written: nothing to check yet
+            continue
+    return hooks
+
+
+@pytest.mark.parametrize("hook_class", _provider_hooks(), ids=lambda h: h.__name__)
+@pytest.mark.parametrize(("extra", "verify"), [({}, True), ({"verify_ssl": False}, False), ({"verify_ssl": "false"}, False)])
+def test_api_calls_verify_unless_the_connection_opts_out(hook_class, extra, verify, monkeypatch):
+    from harvest_emulator.credentials import connection_env
+
+    env_name = f"AIRFLOW_CONN_{hook_class.default_conn_name.upper()}"
+    conn = json.loads(connection_env("https://provider.example")[env_name])
+    conn["extra"] = {**conn.get("extra", {}), **extra}
+    monkeypatch.setenv(env_name, json.dumps(conn))
+    assert hook_class().client.verify is verify
+
+
+def test_api_client_refuses_an_unverifiable_certificate(https_url):
+    from artifact_harvest.core.errors import ProviderError
+    from artifact_harvest.core.http import ApiClient
+
+    client = ApiClient(provider="tls", base_url=https_url.rsplit("/", 1)[0], parse=lambda resp: resp,
+                       retry=RetryRule(attempts=1))
+    with pytest.raises(ProviderError):
+        client.call("GET", "/file.bin")
+    assert requests.get(https_url, verify=False, timeout=10).content == BODY  # the server itself is fine
