@@ -91,6 +91,8 @@ def main() -> int:
     emulator_url = f"http://127.0.0.1:{emulator_port}"
     env = {
         **os.environ,
+        # standalone starts its components as `airflow ...` subprocesses: the venv's bin must come first
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
@@ -116,9 +118,13 @@ def main() -> int:
         print("airflow         db migrate", flush=True)
         subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], env=env, check=True,
                        stdout=(DEMO / "migrate.log").open("wb"), stderr=subprocess.STDOUT)
+        # parse the DAG files once now, instead of waiting for the dag-processor's first bundle scan
+        subprocess.run([sys.executable, "-m", "airflow", "dags", "reserialize"], env=env, check=True,
+                       stdout=(DEMO / "reserialize.log").open("wb"), stderr=subprocess.STDOUT)
         af_log = DEMO / "standalone.log"
         procs.append(start([sys.executable, "-m", "airflow", "standalone"], env, af_log))
         api = AirflowApi(f"http://127.0.0.1:{api_port}")
+        wait_listening(api_port, procs[-1], af_log, timeout=180)
         api.wait_healthy(timeout=180, components=("metadatabase", "scheduler", "triggerer"))
 
         runs = demo_runs()
