@@ -1,0 +1,171 @@
+"""Baidu Qianfan console API: bce-auth-v1 signed ``POST /v2/model?Action=...`` calls, sync and async.
+
+Connection: host = base URL, login = access key (AK), password = secret key (SK), extra field
+``sign_expiration_seconds`` (default 300, as the qianfan SDK). Every attempt is signed afresh through
+bce-python-sdk's signer (``host``, ``x-bce-date`` and ``content-type``), so a retry never reuses an
+expired signature. Errors arrive as HTTP >= 400 with ``{requestId, code, message}``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Iterable, Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+from baidubce.auth.bce_credentials import BceCredentials
+from baidubce.auth.bce_v1_signer import sign
+
+from artifact_harvest.core.errors import MalformedResponseError, ProviderError
+from artifact_harvest.core.hook import ProviderHook
+from artifact_harvest.core.http import ApiClient, ApiResponse, Redactor
+from artifact_harvest.qianfan.status import PROVIDER, ExportRecord
+
+MODEL_PATH = "/v2/model"
+SIGNED_HEADERS = ("host", "x-bce-date", "content-type")
+DEFAULT_SIGN_EXPIRATION = 300
+
+_POLICIES = "QianfanFullControlAccessPolicy or QianfanModelTuningFullControlAccessPolicy"
+#: codes that no retry can fix, with what to check
+AUTH_HINTS = {
+    "SignatureDoesNotMatch": "check that the connection's secret key (password) belongs to its access key (login)",
+    "InvalidHTTPAuthHeader": "check that the connection's access key and secret key are a valid AK/SK pair",
+    "InvalidAccessKeyId": "the access key (login) is unknown: check the AK/SK pair in the connection",
+    "RequestExpired": "the signature's timestamp is outside its lifetime: check this machine's clock for skew "
+    "(NTP) and the connection's sign_expiration_seconds",
+    "AccessDenied": f"grant the IAM user of this AK the policy {_POLICIES}",
+    "PermissionDeniedError": f"grant the IAM user of this AK the policy {_POLICIES}",
+}
+
+
+def canonical_time(timestamp: int) -> str:
+    """``yyyy-mm-ddThh:mm:ssZ`` (UTC), the x-bce-date and auth-string format."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(timestamp))
+
+
+def bce_authorization(
+    ak: str,
+    sk: str,
+    method: str,
+    path: str,
+    query: Mapping[str, str],
+    headers: Mapping[str, str],
+    *,
+    timestamp: int,
+    expiration: int,
+    signed_headers: Iterable[str] | None = SIGNED_HEADERS,
+) -> str:
+    """The ``Authorization`` value, computed by bce-python-sdk (which takes and returns bytes).
+
+    ``signed_headers`` empty or None: the SDK's default set and an empty signedHeaders segment.
+    """
+    def b(value: str) -> bytes:
+        return value.encode("utf-8")
+
+    names = [b(name.lower()) for name in signed_headers or ()]
+    return sign(
+        BceCredentials(b(ak), b(sk)),
+        b(method.upper()),
+        b(path),
+        {b(k): b(v) for k, v in headers.items()},
+        {b(k): b(v) for k, v in query.items()},
+        timestamp,
+        expiration,
+        names or None,
+    ).decode("ascii")
+
+
+@dataclasses.dataclass(frozen=True)
+class BceSigner:
+    """The ApiClient's ``sign`` hook: fresh ``x-bce-date``, explicit ``Host`` and ``Authorization`` per attempt."""
+
+    ak: str
+    sk: str = dataclasses.field(repr=False)
+    host: str
+    expiration: int = DEFAULT_SIGN_EXPIRATION
+
+    def __call__(self, method: str, path: str, query: dict[str, str], headers: dict[str, str]) -> dict[str, str]:
+        now = int(time.time())
+        extra = {"Host": self.host, "x-bce-date": canonical_time(now)}
+        auth = bce_authorization(
+            self.ak, self.sk, method, path, query, {**headers, **extra}, timestamp=now, expiration=self.expiration
+        )
+        return {**extra, "Authorization": auth}
+
+
+def parse(resp: ApiResponse) -> dict[str, Any]:
+    """The ``result`` object of a success; the provider's code, message and requestId on every error."""
+    if resp.status >= 400:
+        try:
+            body = resp.json()
+        except ProviderError:  # not JSON (a proxy's HTML page): HTTP semantics alone
+            raise resp.http_error() from None
+        if not isinstance(body, dict) or "code" not in body:
+            raise resp.http_error()
+        code = str(body["code"])
+        answered = dataclasses.replace(resp, request_id=body.get("requestId") or resp.request_id)
+        raise answered.http_error(str(body.get("message") or code), code=code, hint=AUTH_HINTS.get(code))
+    body = resp.json()
+    result = body.get("result") if isinstance(body, dict) else None
+    if not isinstance(result, dict):
+        raise MalformedResponseError(PROVIDER, "result", "is missing or not an object", request_id=resp.request_id,
+                                     http_status=resp.status)
+    return result
+
+
+def _export_id(result: dict[str, Any]) -> str:
+    export_id = result.get("exportId")
+    if not isinstance(export_id, str) or not export_id:
+        raise MalformedResponseError(PROVIDER, "result.exportId", "is missing")
+    return export_id
+
+
+class QianfanHook(ProviderHook):
+    """Model export actions of the Qianfan console API (sync for workers, async twins for triggers)."""
+
+    conn_name_attr = "conn_id"
+    default_conn_name = "qianfan_default"
+    conn_type = "qianfan"
+    hook_name = "Baidu Qianfan"
+    provider = PROVIDER
+    default_host = "https://qianfan.baidubce.com"
+
+    def build_client(self, conn: Any, extra: dict[str, Any]) -> ApiClient:
+        ak = self.require_secret(conn, conn.login, "access key (login)")
+        sk = self.require_secret(conn, conn.password, "secret key (password)")
+        base_url = self.base_url(conn)
+        expiration = int(extra.get("sign_expiration_seconds") or DEFAULT_SIGN_EXPIRATION)
+        return ApiClient(
+            provider=PROVIDER,
+            base_url=base_url,
+            parse=parse,
+            sign=BceSigner(ak, sk, urlsplit(base_url).netloc, expiration),
+            request_id_header=None,  # Qianfan documents no request-id header; its requestId comes back in the body
+            timeout=self.timeout,
+            retry=self.retry,
+            verify=self.verify_tls(extra),
+            redactor=Redactor([ak, sk]),
+        )
+
+    @staticmethod
+    def _action(action: str, model_id: str) -> tuple[tuple[str, str], dict[str, Any]]:
+        return ("POST", MODEL_PATH), {"params": {"Action": action}, "json": {"modelId": model_id}}
+
+    def create_export(self, model_id: str) -> str:
+        """CreateModelExportTask: start packaging a model version; returns the export id (``amve-...``)."""
+        args, kwargs = self._action("CreateModelExportTask", model_id)
+        return _export_id(self.client.call(*args, **kwargs))
+
+    async def acreate_export(self, model_id: str) -> str:
+        args, kwargs = self._action("CreateModelExportTask", model_id)
+        return _export_id(await (await self.aclient()).acall(*args, **kwargs))
+
+    def describe_export(self, model_id: str) -> ExportRecord:
+        """DescribeModelExportTask: the version's current export (by model version id, not export id)."""
+        args, kwargs = self._action("DescribeModelExportTask", model_id)
+        return ExportRecord.from_result(self.client.call(*args, **kwargs))
+
+    async def adescribe_export(self, model_id: str) -> ExportRecord:
+        args, kwargs = self._action("DescribeModelExportTask", model_id)
+        return ExportRecord.from_result(await (await self.aclient()).acall(*args, **kwargs))
