@@ -1,0 +1,150 @@
+"""MiniMax operators: submit a video or speech task once, and download-and-archive a file by ``file_id``."""
+
+from __future__ import annotations
+
+import hashlib
+import tarfile
+import zipfile
+from datetime import datetime
+from pathlib import Path, PurePosixPath
+from typing import IO, Any
+
+from airflow.sdk import BaseOperator, Context
+
+from artifact_harvest.core.archive import Archiver
+from artifact_harvest.core.download import DownloadedFile, RemoteFile
+from artifact_harvest.core.errors import ProviderError
+from artifact_harvest.core.http import redact_url
+from artifact_harvest.core.idempotency import submit_once
+from artifact_harvest.core.operators import DownloadAndArchiveOperator
+from artifact_harvest.minimax.hook import OUTPUT_PURPOSES, MiniMaxFile, MiniMaxHook
+from artifact_harvest.minimax.status import PROVIDER, normalise_file_id
+
+AUDIO_SUFFIXES = {".mp3", ".wav", ".flac", ".pcm", ".m4a", ".aac", ".ogg", ".opus"}
+SUBTITLE_SUFFIXES = {".srt", ".vtt", ".lrc", ".titles"}
+
+
+class MiniMaxCreateVideoOperator(BaseOperator):
+    """``POST /v1/video_generation`` once per task instance (a retry re-attaches); returns the task id."""
+
+    template_fields = ("prompt", "model", "duration", "resolution", "first_frame_image")
+
+    def __init__(self, *, prompt: str, model: str = "MiniMax-Hailuo-02", duration: int | str | None = None,
+                 resolution: str | None = None, first_frame_image: str | None = None,
+                 conn_id: str = "minimax_default", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.prompt, self.model, self.duration = prompt, model, duration
+        self.resolution, self.first_frame_image, self.conn_id = resolution, first_frame_image, conn_id
+
+    def execute(self, context: Context) -> str:
+        options = {"duration": int(self.duration) if self.duration not in (None, "", "None") else None,
+                   "resolution": self.resolution or None,
+                   "first_frame_image": self.first_frame_image if self.first_frame_image not in ("", "None") else None}
+        hook = MiniMaxHook(self.conn_id)
+        return submit_once(context, "minimax_task_id", lambda: hook.create_video(self.prompt, self.model, **options))
+
+
+class MiniMaxCreateSpeechOperator(BaseOperator):
+    """``POST /v1/t2a_async_v2`` once per task instance (a retry re-attaches); returns the task id."""
+
+    template_fields = ("text", "model", "voice_id", "audio_format")
+
+    def __init__(self, *, text: str, voice_id: str, model: str = "speech-2.8-hd", audio_format: str = "mp3",
+                 conn_id: str = "minimax_default", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.text, self.voice_id, self.model = text, voice_id, model
+        self.audio_format, self.conn_id = audio_format, conn_id
+
+    def execute(self, context: Context) -> str:
+        hook = MiniMaxHook(self.conn_id)
+        return submit_once(context, "minimax_task_id", lambda: hook.create_speech(
+            self.text, self.model, self.voice_id, audio_format=self.audio_format))
+
+
+class MiniMaxDownloadOperator(DownloadAndArchiveOperator):
+    """Archive MiniMax file ``file_id`` under artifact key ``file_id``.
+
+    Every ``remote_file`` call asks files/retrieve for a fresh signed URL (1 h for video, 9 h for speech),
+    so a URL that expires mid-download is replaced and the download resumes. Speech bundles (tar or zip)
+    also get their members listed in the manifest, read in place: nothing is extracted.
+    """
+
+    provider = PROVIDER
+    template_fields = (*DownloadAndArchiveOperator.template_fields, "minimax_task_id")
+
+    def __init__(self, *, file_id: int | str, minimax_task_id: str | None = None, conn_id: str = "minimax_default",
+                 **kwargs: Any) -> None:
+        super().__init__(artifact_key=str(file_id), **kwargs)
+        self.minimax_task_id = minimax_task_id
+        self.conn_id = conn_id
+        self._file: MiniMaxFile | None = None
+
+    def execute(self, context: Context) -> dict:
+        file_id = normalise_file_id(self.artifact_key)
+        self.artifact_key = str(file_id)
+        task_id = str(self.minimax_task_id or "").strip()
+        self.source = {**self.source, "file_id": file_id, **({"task_id": task_id} if task_id not in ("", "None") else {})}
+        return super().execute(context)
+
+    def remote_file(self, context: Context) -> RemoteFile:
+        file = MiniMaxHook(self.conn_id).retrieve_file(self.artifact_key)
+        if not file.download_url:
+            raise ProviderError(PROVIDER, f"file {file.file_id} has no download URL yet", code="not_ready")
+        self.log.info("fresh download URL for file %s: %s", file.file_id, redact_url(file.download_url))
+        self._file = file
+        return RemoteFile(url=file.download_url, filename=file.filename or f"{file.file_id}.bin",
+                          size=file.bytes or None)
+
+    def manifest_extra(self, downloaded: DownloadedFile, context: Context) -> dict:
+        extra: dict[str, Any] = {"minimax_file": self._file.summary() if self._file else {}}
+        members = bundle_members(downloaded.path)
+        if members is not None:
+            extra["members"] = members
+        return extra
+
+
+def unarchived_files_between(start: datetime, end: datetime, conn_id: str = "minimax_default") -> list[dict[str, Any]]:
+    """Output files (every purpose in ``OUTPUT_PURPOSES``) created in ``[start, end)`` and not archived yet,
+    as ``{"file_id": ...}`` kwargs for a mapped :class:`MiniMaxDownloadOperator`. Keyed on the interval,
+    so a rerun or a backfill finds the same files and skips what an earlier run archived."""
+    hook, archiver = MiniMaxHook(conn_id), Archiver()
+    lo, hi = start.timestamp(), end.timestamp()
+    found = [file for purpose in OUTPUT_PURPOSES for file in hook.list_files(purpose) if lo <= file.created_at < hi]
+    return [{"file_id": file.file_id} for file in sorted(found, key=lambda f: (f.created_at, f.file_id))
+            if not archiver.is_archived(PROVIDER, str(file.file_id))]
+
+
+def bundle_members(path: Path) -> list[dict[str, Any]] | None:
+    """The regular files inside a tar or zip bundle (name, size, sha256, kind), read without extracting;
+    None when ``path`` is no bundle. Names are recorded, never used as paths."""
+    if tarfile.is_tarfile(path):
+        with tarfile.open(path) as tar:
+            return [_member(m.name, m.size, tar.extractfile(m)) for m in tar.getmembers() if m.isfile()]
+    if zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as archive:
+            return [_member(i.filename, i.file_size, archive.open(i)) for i in archive.infolist() if not i.is_dir()]
+    return None
+
+
+def _member(name: str, size: int, stream: IO[bytes] | None) -> dict[str, Any]:
+    digest = hashlib.sha256()
+    if stream is not None:
+        with stream:
+            while chunk := stream.read(1 << 20):
+                digest.update(chunk)
+    pure = PurePosixPath(name)
+    entry = {"name": name, "size": size, "sha256": digest.hexdigest(), "kind": _kind(pure)}
+    if pure.is_absolute() or ".." in pure.parts:
+        entry["unsafe_name"] = True
+    return entry
+
+
+def _kind(name: PurePosixPath) -> str:
+    suffix = name.suffix.lower()
+    if suffix in AUDIO_SUFFIXES:
+        return "audio"
+    if suffix in SUBTITLE_SUFFIXES or "title" in name.name.lower():
+        return "subtitles"
+    if suffix == ".extra" or "extra" in name.name.lower() or suffix == ".json":
+        return "extra"
+    return "other"
