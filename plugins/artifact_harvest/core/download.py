@@ -1,0 +1,513 @@
+"""Resumable, verified, constant-memory downloads into a staging directory; knows no provider.
+
+The provider hands over a callable that returns a *fresh* ``RemoteFile`` (signed URLs expire); the
+downloader streams it to ``<staging>/<key>/<filename>.part``, resumes with ``Range`` after drops or a
+killed worker, asks for a new URL when the old one expires (403/410), and verifies size, md5 and sha256 in
+the same pass. The partial file is renamed to its final name only once every check has passed.
+
+Speed: the body is read in big chunks (urllib3, 4 MiB) and each chunk goes to one thread per hash while the
+main thread writes it and reads the next one; hashlib releases the GIL on big buffers, so network, disk,
+md5 and sha256 overlap. md5 is the slowest of them (sequential, single core), so it is computed only when
+the provider gives an expected md5 to check (or ``always_md5=True``); otherwise ``DownloadedFile.md5`` is
+``None`` and the manifest says ``null``.
+
+Secrets: a signed URL carries its credentials in the query string. It is used for the request and nothing
+else: logs and exceptions get ``redact_url``/``Redactor`` output only, and no exception is chained to a
+transport error whose text might carry the query.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import queue
+import re
+import shutil
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import requests
+import urllib3
+
+from artifact_harvest.core.errors import FatalProviderError, ProviderError
+from artifact_harvest.core.http import (
+    USER_AGENT,
+    Redactor,
+    RetryRule,
+    _conf_float,
+    is_transient_status,
+    parse_retry_after,
+    redact_url,
+)
+
+log = logging.getLogger(__name__)
+
+_MAX_SEGMENT = 200  # leaves room for ".part" / temp suffixes under the usual 255-byte name limit
+_UNSAFE = re.compile(r"[^\w.\-+=@,() ]")
+_EXPIRED = (403, 410)
+_REQUEST_ID_HEADERS = ("x-request-id", "x-oss-request-id", "x-amz-request-id", "x-bce-request-id")
+_BARE_QUERY = re.compile(r"(/[^\s?'\"]*)\?[^\s'\"()]+")  # urllib3 writes "url: /path?query" without a scheme
+
+
+class _ScrubQueries(logging.Filter):
+    """urllib3 logs every request line, query string included, at DEBUG: cut the query off."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                _BARE_QUERY.sub(r"\1?***", a) if isinstance(a, str) and "?" in a else a for a in record.args
+            )
+        return True
+
+
+logging.getLogger("urllib3.connectionpool").addFilter(_ScrubQueries())
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    """What a provider says about one artifact, right before it is fetched."""
+
+    url: str  # may be a signed URL: never logged with its query string, never stored
+    filename: str
+    size: int | None = None  # expected bytes when the provider says so
+    md5: str | None = None  # expected md5 hex when the provider gives one
+
+
+@dataclass(frozen=True)
+class DownloadedFile:
+    """A complete, verified file in staging (``md5`` is None when it was not needed, see module doc)."""
+
+    path: Path
+    filename: str
+    size: int
+    sha256: str
+    md5: str | None
+    seconds: float
+    resumed_from: int  # offset of the request that finished the file (0: fetched in one go)
+
+
+class DownloadError(ProviderError):
+    """The download did not complete; Airflow's task retries apply and resume from the partial file."""
+
+
+class IntegrityError(DownloadError):
+    """Size or md5 did not match what the provider announced; the partial data has been deleted."""
+
+
+class FatalDownloadError(DownloadError, FatalProviderError):
+    """Retrying cannot help (404, refused input): the task fails at once."""
+
+
+class InsufficientDiskSpace(FatalDownloadError):
+    """The staging filesystem cannot hold the rest of the file."""
+
+
+class UnsupportedScheme(FatalDownloadError):
+    """Only http(s) URLs are fetched (no file://, ftp://, ...)."""
+
+
+class _Transient(Exception):
+    """One attempt failed in a way another attempt may fix."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class _Expired(Exception):
+    """The (signed) URL was refused: ask the provider for a fresh one."""
+
+
+def safe_segment(value: str, what: str = "path segment") -> str:
+    """One path segment built from untrusted text: separators and odd characters become ``_``."""
+    cleaned = _UNSAFE.sub("_", str(value).replace("/", "_").replace("\\", "_")).strip()
+    if cleaned in ("", ".", "..") or len(cleaned) > _MAX_SEGMENT:
+        raise FatalProviderError("download", f"unusable {what} {value!r}")
+    return cleaned
+
+
+def safe_filename(name: str) -> str:
+    """The basename of an untrusted file name (``../../etc/passwd`` -> ``passwd``), made safe."""
+    return safe_segment(str(name).replace("\\", "/").rstrip("/").rsplit("/", 1)[-1], "file name")
+
+
+class _Pipeline:
+    """Each chunk goes, in order, to one thread per consumer: the staging file, sha256, md5 (when wanted).
+
+    The main thread only reads from the network; hashlib and file writes release the GIL on big buffers, so
+    the four overlap. Chunks are immutable ``bytes`` and the queues are bounded: memory stays at a few chunks.
+    """
+
+    def __init__(self, part: Path | None, with_md5: bool) -> None:
+        self._file = open(part, "ab") if part is not None else None  # noqa: SIM115 - closed in close()
+        self.written = self._file.tell() if self._file else 0
+        self._algos = ("sha256", "md5") if with_md5 else ("sha256",)
+        self._hashes = {name: hashlib.new(name) for name in self._algos}
+        self._error: BaseException | None = None
+        sinks: dict[str, Callable[[bytes], object]] = {
+            name: (lambda chunk, name=name: self._hashes[name].update(chunk)) for name in self._algos
+        }
+        if self._file is not None:
+            sinks["file"] = self._file.write
+        self._queues: dict[str, queue.Queue] = {name: queue.Queue(maxsize=3) for name in sinks}
+        self._threads = [
+            threading.Thread(target=self._run, args=(sink, self._queues[name]), name=f"download-{name}", daemon=True)
+            for name, sink in sinks.items()
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def _run(self, sink: Callable[[bytes], object], q: queue.Queue) -> None:
+        while True:
+            chunk = q.get()
+            try:
+                if chunk is None:
+                    return
+                if self._error is None:
+                    sink(chunk)
+            except BaseException as exc:  # re-raised in the main thread by sync()
+                self._error = exc
+            finally:
+                q.task_done()
+
+    def feed(self, chunk: bytes, *, to_file: bool = True) -> None:
+        """Queue one chunk for the hashes (and the file); ``to_file=False`` for bytes already on disk."""
+        for name, q in self._queues.items():
+            if to_file or name != "file":
+                q.put(chunk)
+        if to_file:
+            self.written += len(chunk)
+
+    def sync(self) -> int:
+        """Wait until every queued chunk is hashed and on disk; returns the staging file's size."""
+        for q in self._queues.values():
+            q.join()
+        if self._file is not None and not self._file.closed:
+            self._file.flush()
+        if self._error is not None:
+            raise self._error
+        return self.written
+
+    def restart(self) -> None:
+        """Forget everything: empty file, fresh hashes (the server ignored our Range)."""
+        self.sync()
+        if self._file is not None:
+            self._file.truncate(0)
+        self.written = 0
+        self._hashes = {name: hashlib.new(name) for name in self._algos}
+
+    def hexdigest(self, name: str) -> str | None:
+        self.sync()
+        return self._hashes[name].hexdigest() if name in self._hashes else None
+
+    def close(self) -> None:
+        for q in self._queues.values():
+            q.put(None)
+        for thread in self._threads:
+            thread.join()
+        if self._file is not None:
+            self._file.close()
+
+
+class _Progress:
+    """Logs bytes, percent, MB/s and ETA at most every ``interval`` seconds (never with the URL)."""
+
+    def __init__(self, label: str, interval: float, total: int | None) -> None:
+        self.label, self.interval, self.total = label, interval, total
+        self._t0 = self._last = time.monotonic()
+        self._b0 = 0
+
+    def restart(self, offset: int) -> None:
+        self._t0, self._b0 = time.monotonic(), offset
+
+    def tick(self, offset: int) -> None:
+        now = time.monotonic()
+        if self.interval <= 0 or now - self._last < self.interval:
+            return
+        self._last = now
+        rate = (offset - self._b0) / max(now - self._t0, 1e-9)
+        if self.total:
+            eta = f"{(self.total - offset) / rate:.0f}s" if rate > 0 else "?"
+            log.info(
+                "%s: %d of %d bytes (%.1f%%) at %.1f MB/s, ETA %s",
+                self.label, offset, self.total, 100 * offset / self.total, rate / 1e6, eta,
+            )
+        else:
+            log.info("%s: %d bytes at %.1f MB/s", self.label, offset, rate / 1e6)
+
+
+class Downloader:
+    """Streams one remote file into staging, resumable and verified; see the module docstring."""
+
+    def __init__(
+        self,
+        staging_dir: Path,
+        *,
+        provider: str = "download",
+        retry: RetryRule | None = None,
+        chunk_size: int = 4 << 20,
+        progress_interval: float | None = None,
+        verify_tls: bool = True,
+        timeout: tuple[float, float] = (10, 60),
+        max_url_refreshes: int = 5,
+        always_md5: bool = False,
+    ) -> None:
+        self.staging_dir = Path(staging_dir)
+        self.provider = provider
+        self.retry = retry or RetryRule()
+        self.chunk_size = chunk_size
+        self.progress_interval = (
+            _conf_float("progress_interval", 30.0) if progress_interval is None else progress_interval
+        )
+        self.verify_tls = verify_tls
+        self.timeout = timeout
+        self.max_url_refreshes = max_url_refreshes
+        self.always_md5 = always_md5
+        self.redact = Redactor()
+
+    # -- public ------------------------------------------------------------------------------------
+    def download(self, fresh_url: Callable[[], RemoteFile], *, key: str) -> DownloadedFile:
+        """Fetch the file ``fresh_url()`` describes into ``<staging>/<key>/``; resume what is there."""
+        started = time.monotonic()
+        remote = self._checked(fresh_url())
+        name = safe_filename(remote.filename)
+        folder = self.staging_dir / safe_segment(key, "artifact key")
+        folder.mkdir(parents=True, exist_ok=True)
+        final, part = folder / name, folder / f"{name}.part"
+        label = f"[{self.provider}] {key}/{name}"
+        with_md5 = self.always_md5 or remote.md5 is not None
+
+        if final.exists():
+            reused = self._reuse_final(final, part, remote, with_md5, label)
+            if reused is not None:
+                return reused
+
+        pipe = _Pipeline(part, with_md5)
+        try:
+            offset = self._rehash(part, pipe)
+            if offset:
+                log.info("%s: resuming from %d bytes already in staging", label, offset)
+            resumed_from = self._fetch_with_retries(fresh_url, remote, pipe, label)
+            problem = self._mismatch(pipe.sync(), remote, pipe)
+        except FatalDownloadError:
+            pipe.close()
+            part.unlink(missing_ok=True)
+            raise
+        except BaseException:
+            pipe.close()
+            if part.exists() and not part.stat().st_size:
+                part.unlink()
+            raise
+        pipe.close()
+        if problem is not None:
+            part.unlink(missing_ok=True)
+            raise IntegrityError(self.provider, f"{key}/{name}: {problem}; partial data deleted")
+        os.replace(part, final)
+        result = self._result(final, pipe, started, resumed_from)
+        log.info(
+            "%s: %d bytes in %.1fs (%.1f MB/s), sha256 %s",
+            label, result.size, result.seconds, result.size / max(result.seconds, 1e-9) / 1e6, result.sha256,
+        )
+        return result
+
+    # -- steps -------------------------------------------------------------------------------------
+    def _checked(self, remote: RemoteFile) -> RemoteFile:
+        """Refuse anything but http(s); hide the new URL's query from logs and masked output."""
+        scheme = urlsplit(remote.url).scheme.lower()
+        if scheme not in ("http", "https"):
+            raise UnsupportedScheme(
+                self.provider,
+                f"refusing to download {redact_url(remote.url)!r}: scheme {scheme or 'none'!r} is not http(s)",
+            )
+        self.redact.add(urlsplit(remote.url).query)
+        return remote
+
+    def _reuse_final(
+        self, final: Path, part: Path, remote: RemoteFile, with_md5: bool, label: str
+    ) -> DownloadedFile | None:
+        """A finished file from an earlier attempt (the archive step failed after it): verify and reuse it."""
+        started = time.monotonic()
+        pipe = _Pipeline(None, with_md5)
+        try:
+            size = self._rehash(final, pipe)
+            problem = self._mismatch(size, remote, pipe)
+            if problem is None:
+                log.info("%s: verified file already in staging, not downloading again", label)
+                part.unlink(missing_ok=True)
+                return self._result(final, pipe, started, size, size)
+        finally:
+            pipe.close()
+        log.warning("%s: file already in staging does not match (%s); downloading again", label, problem)
+        final.unlink()
+        return None
+
+    def _rehash(self, path: Path, pipe: _Pipeline) -> int:
+        """Feed the bytes already on disk to the hashes; returns how many there are."""
+        if not path.exists():
+            return 0
+        size = 0
+        with open(path, "rb") as f:
+            while chunk := f.read(self.chunk_size):
+                pipe.feed(chunk, to_file=False)
+                size += len(chunk)
+        return size
+
+    def _fetch_with_retries(
+        self, fresh_url: Callable[[], RemoteFile], remote: RemoteFile, pipe: _Pipeline, label: str
+    ) -> int:
+        """Attempts until complete; returns the offset the last one started at.
+
+        The failure count resets whenever an attempt made progress, so a long file on a flaky link gets there.
+        """
+        session = requests.Session()
+        session.trust_env = False
+        progress = _Progress(label, self.progress_interval, remote.size)
+        failures = refreshes = 0
+        try:
+            while True:
+                before = pipe.sync()
+                self._check_disk(remote.size, before)
+                try:
+                    return self._fetch(session, remote, pipe, progress, label)
+                except _Expired as exc:
+                    refreshes += 1
+                    if refreshes > self.max_url_refreshes:
+                        raise FatalDownloadError(
+                            self.provider,
+                            f"{label}: URL still refused after {self.max_url_refreshes} fresh URLs: {exc}",
+                        ) from None
+                    log.warning("%s: %s; asking the provider for a fresh URL", label, exc)
+                    remote = self._checked(fresh_url())
+                except _Transient as exc:
+                    offset = pipe.sync()
+                    failures = 1 if offset > before else failures + 1
+                    if failures >= self.retry.attempts:
+                        raise DownloadError(
+                            self.provider,
+                            f"{label}: giving up after {failures} attempts without progress: {exc}",
+                            retry_after=exc.retry_after,
+                        ) from None
+                    delay = self.retry.delay(failures, exc.retry_after)
+                    log.warning("%s: %s at byte %d; retrying in %.2fs", label, exc, offset, delay)
+                    time.sleep(delay)
+        finally:
+            session.close()
+
+    def _check_disk(self, size: int | None, offset: int) -> None:
+        if size is None:
+            return
+        free = shutil.disk_usage(self.staging_dir).free
+        if free < size - offset:
+            raise InsufficientDiskSpace(
+                self.provider,
+                f"staging {self.staging_dir} has {free} bytes free but {size - offset} more are needed",
+                hint="free space or point the Variable artifact_staging_dir elsewhere",
+            )
+
+    def _fetch(
+        self, session: requests.Session, remote: RemoteFile, pipe: _Pipeline, progress: _Progress, label: str
+    ) -> int:
+        """One request from the current end of the staging file; returns the offset it started at."""
+        offset = pipe.sync()
+        if remote.size is not None and offset == remote.size:
+            return offset  # complete already (killed before the rename); verification follows
+        headers = {"User-Agent": USER_AGENT, "Accept-Encoding": "identity"}
+        if offset:
+            headers["Range"] = f"bytes={offset}-"
+        try:
+            resp = session.get(
+                remote.url, headers=headers, stream=True, timeout=self.timeout, verify=self.verify_tls
+            )
+        except requests.RequestException as exc:
+            raise _Transient(self._scrub(f"request failed: {type(exc).__name__}: {exc}")) from None
+        with resp:
+            start = self._accept(resp, pipe, offset, label)
+            if start is None:
+                return offset  # the server says nothing lies beyond what we have; verification decides
+            offset = start
+            progress.restart(offset)
+            while chunk := self._read(resp):
+                pipe.feed(chunk)
+                offset += len(chunk)
+                progress.tick(offset)
+                if remote.size is not None and offset > remote.size:
+                    break  # more than announced: the size check reports it
+        if remote.size is not None and offset < remote.size:
+            raise _Transient(f"body ended at byte {offset} of {remote.size}")
+        return start
+
+    def _accept(self, resp: requests.Response, pipe: _Pipeline, offset: int, label: str) -> int | None:
+        """Decide what a response means before reading its body.
+
+        Returns the offset the body starts at, or None when a resume asked for bytes past the end (416 with
+        ``Content-Range: bytes */<offset>``): the file is complete.
+        """
+        status = resp.status_code
+        where = f"GET {redact_url(resp.url)} answered HTTP {status}"
+        if status in _EXPIRED:
+            raise _Expired(f"{where} {self._snippet(resp)}".rstrip())
+        if is_transient_status(status):
+            raise _Transient(where, parse_retry_after(resp.headers.get("Retry-After")))
+        content_range = resp.headers.get("Content-Range", "")
+        if status == 416 and offset and content_range == f"bytes */{offset}":
+            return None
+        if status == 206 and offset and content_range.startswith(f"bytes {offset}-"):
+            return offset
+        if status == 200:
+            if offset:
+                log.warning("%s: server ignored the Range request; starting over from byte 0", label)
+                pipe.restart()
+            return 0
+        if status == 206:
+            pipe.restart()
+            raise _Transient(f"{where} with an unexpected Content-Range {content_range!r}; starting over")
+        raise FatalDownloadError(
+            self.provider,
+            f"{where} {self._snippet(resp)}".rstrip(),
+            http_status=status,
+            request_id=next((resp.headers[h] for h in _REQUEST_ID_HEADERS if h in resp.headers), None),
+        )
+
+    def _read(self, resp: requests.Response) -> bytes:
+        try:
+            return resp.raw.read(self.chunk_size, decode_content=False)
+        except (urllib3.exceptions.HTTPError, requests.RequestException, ConnectionError, TimeoutError) as exc:
+            raise _Transient(self._scrub(f"connection lost mid-body: {type(exc).__name__}: {exc}")) from None
+
+    def _scrub(self, text: str) -> str:
+        """Transport errors may quote a redirect target's query that the redactor has never seen."""
+        return self.redact(_BARE_QUERY.sub(r"\1?***", self.redact(text)))
+
+    def _snippet(self, resp: requests.Response) -> str:
+        """The start of an error body (object stores explain themselves there), scrubbed."""
+        try:
+            body = resp.raw.read(300, decode_content=True) or b""
+        except Exception:  # the body only decorates the error message
+            body = b""
+        return self._scrub(" ".join(body.decode("utf-8", "replace").split()))
+
+    @staticmethod
+    def _mismatch(size: int, remote: RemoteFile, pipe: _Pipeline) -> str | None:
+        if remote.size is not None and size != remote.size:
+            return f"size {size} bytes, expected {remote.size}"
+        md5 = pipe.hexdigest("md5")
+        if remote.md5 is not None and md5 != remote.md5.strip().lower():
+            return f"md5 {md5}, expected {remote.md5}"
+        return None
+
+    @staticmethod
+    def _result(path: Path, pipe: _Pipeline, started: float, resumed_from: int, size: int | None = None) -> DownloadedFile:
+        return DownloadedFile(
+            path=path,
+            filename=path.name,
+            size=path.stat().st_size if size is None else size,
+            sha256=pipe.hexdigest("sha256") or "",
+            md5=pipe.hexdigest("md5"),
+            seconds=time.monotonic() - started,
+            resumed_from=resumed_from,
+        )

@@ -1,0 +1,102 @@
+"""Download-and-archive as one task step, for any provider: fresh URL -> staging -> archive -> Asset event.
+
+When the artifact is already archived (a re-run, a backfill of the same key) nothing is downloaded; the task
+still succeeds and Airflow still emits the outlet's event (a successful task with outlets always does), so
+its extra carries the existing manifest plus ``"already_archived": true`` for consumers that deduplicate.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+from airflow.sdk import BaseOperator, Context
+
+from artifact_harvest.core.archive import Archiver, archive_root, staging_dir
+from artifact_harvest.core.assets import asset_for
+from artifact_harvest.core.download import DownloadedFile, Downloader, RemoteFile
+
+log = logging.getLogger(__name__)
+
+ExtraFn = Callable[[DownloadedFile, Any], dict]
+
+
+def _run_ids(context: Any) -> tuple[str, str]:
+    dag_id = getattr(context.get("dag"), "dag_id", None) or getattr(context.get("ti"), "dag_id", "")
+    return dag_id, context.get("run_id") or getattr(context.get("dag_run"), "run_id", "")
+
+
+def _emit(provider: str, context: Any, extra: dict) -> None:
+    """Attach ``extra`` to the provider's outlet event (no-op when the caller's context has no outlets)."""
+    events = context.get("outlet_events")
+    if events is not None:
+        events[asset_for(provider)].extra = extra
+
+
+def download_and_archive(
+    provider: str,
+    artifact_key: str,
+    fresh_url: Callable[[], RemoteFile],
+    source: dict | None,
+    context: Any,
+    extra_fn: ExtraFn | None = None,
+    *,
+    skip_if_archived: bool = True,
+) -> dict:
+    """The whole step for TaskFlow tasks and the operator alike; returns the manifest (no URL in it)."""
+    archiver = Archiver(archive_root())
+    if skip_if_archived and (existing := archiver.manifest(provider, artifact_key)) is not None:
+        log.info("[%s] %s is already archived at %s; skipping the download", provider, artifact_key, existing["path"])
+        _emit(provider, context, {**existing, "already_archived": True})
+        return existing
+    downloaded = Downloader(staging_dir(), provider=provider).download(fresh_url, key=artifact_key)
+    dag_id, run_id = _run_ids(context)
+    manifest = archiver.archive(
+        downloaded,
+        provider=provider,
+        artifact_key=artifact_key,
+        source=dict(source or {}),
+        dag_id=dag_id,
+        run_id=run_id,
+        extra=extra_fn(downloaded, context) if extra_fn else {},
+    )
+    _emit(provider, context, manifest)
+    return manifest
+
+
+class DownloadAndArchiveOperator(BaseOperator):
+    """Provider-agnostic: ask the provider for a fresh URL, download (resumable, verified), archive, emit an Asset event."""
+
+    provider: ClassVar[str] = ""
+    template_fields = ("artifact_key", "source")
+
+    def __init__(
+        self, *, artifact_key: str, source: dict | None = None, skip_if_archived: bool = True, **kwargs: Any
+    ) -> None:
+        if not self.provider:
+            raise TypeError(f"{type(self).__name__} must set the class attribute 'provider'")
+        kwargs.setdefault("outlets", [asset_for(self.provider)])
+        super().__init__(**kwargs)
+        self.artifact_key = artifact_key
+        self.source = source or {}
+        self.skip_if_archived = skip_if_archived
+
+    def remote_file(self, context: Context) -> RemoteFile:
+        """Ask the provider for a FRESH URL; called again whenever the previous one expired."""
+        raise NotImplementedError
+
+    def manifest_extra(self, downloaded: DownloadedFile, context: Context) -> dict:
+        """Provider facts worth keeping in the manifest (model id, job id...); never a URL."""
+        return {}
+
+    def execute(self, context: Context) -> dict:
+        return download_and_archive(
+            self.provider,
+            self.artifact_key,
+            lambda: self.remote_file(context),
+            self.source,
+            context,
+            self.manifest_extra,
+            skip_if_archived=self.skip_if_archived,
+        )

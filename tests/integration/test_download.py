@@ -1,0 +1,273 @@
+"""Downloader against the emulator over real HTTP: one test per fault; staging holds the right bytes or nothing."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import shutil
+import traceback
+from collections import namedtuple
+from pathlib import Path
+
+import pytest
+import requests
+
+from artifact_harvest.core.download import (
+    DownloadError,
+    Downloader,
+    FatalDownloadError,
+    InsufficientDiskSpace,
+    IntegrityError,
+    RemoteFile,
+    UnsupportedScheme,
+)
+from artifact_harvest.core.errors import FatalProviderError
+from artifact_harvest.core.http import RetryRule
+
+SIZE = 3 * 1024 * 1024 + 123  # not a multiple of any chunk size
+SMALL_CHUNK = 64 * 1024  # so bytes received before a drop are kept (a read cut short is lost as a whole)
+FAST = RetryRule(attempts=5, base_delay=0.01, max_delay=0.5)
+
+
+def remote(blob: dict, *, with_md5: bool = True, **changes) -> RemoteFile:
+    fields = dict(url=blob["url"], filename=blob["filename"], size=blob["size"], md5=blob["md5"] if with_md5 else None)
+    return RemoteFile(**{**fields, **changes})
+
+
+def route(blob: dict) -> str:
+    return f"/blobs/{blob['blob_id']}/"
+
+
+def files_under(root: Path) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+
+
+def sha256_of(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def blob_requests(emu, blob: dict) -> list[dict]:
+    return emu.control.requests(path=route(blob))
+
+
+def seed_partial(staging_dir: Path, blob: dict, key: str, nbytes: int) -> Path:
+    """What a killed worker leaves behind: the first ``nbytes`` of the file as ``.part``."""
+    body = requests.get(blob["url"], headers={"Range": f"bytes=0-{nbytes - 1}"}, timeout=10).content
+    part = staging_dir / key / f"{blob['filename']}.part"
+    part.parent.mkdir(parents=True)
+    part.write_bytes(body)
+    return part
+
+
+@pytest.fixture
+def blob(emu) -> dict:
+    return emu.control.create_blob(SIZE, filename="model.bin")
+
+
+@pytest.fixture
+def downloader(staging_dir) -> Downloader:
+    return Downloader(staging_dir, provider="test", retry=FAST, chunk_size=SMALL_CHUNK, progress_interval=0.5)
+
+
+def test_clean_download_verifies_size_md5_sha256(emu, blob, downloader, staging_dir):
+    got = downloader.download(lambda: remote(blob), key="job-1")
+
+    assert got.path == staging_dir / "job-1" / "model.bin"
+    assert (got.size, got.md5, got.sha256, got.resumed_from) == (SIZE, blob["md5"], blob["sha256"], 0)
+    assert sha256_of(got.path) == blob["sha256"]
+    assert files_under(staging_dir) == ["job-1/model.bin"]
+
+
+def test_md5_only_computed_when_the_provider_gives_one(emu, blob, downloader):
+    got = downloader.download(lambda: remote(blob, with_md5=False), key="job-1")
+    assert got.md5 is None and got.sha256 == blob["sha256"]
+
+
+def test_resume_after_drop_uses_range(emu, blob, downloader, staging_dir):
+    emu.control.add_fault(route(blob), kind="drop", after_bytes=1_000_000)
+
+    got = downloader.download(lambda: remote(blob), key="job-1")
+
+    calls = blob_requests(emu, blob)
+    assert len(calls) == 2 and "Range" not in calls[0]["headers"]
+    assert calls[1]["headers"]["Range"] == f"bytes={got.resumed_from}-"
+    assert 0 < got.resumed_from <= 1_000_000
+    assert sha256_of(got.path) == blob["sha256"] == got.sha256
+    assert files_under(staging_dir) == ["job-1/model.bin"]
+
+
+def test_resume_from_partial_left_by_a_killed_worker(emu, blob, downloader, staging_dir):
+    seed_partial(staging_dir, blob, "job-1", 1_500_000)
+
+    got = downloader.download(lambda: remote(blob), key="job-1")
+
+    assert [c["headers"].get("Range") for c in blob_requests(emu, blob)][-1] == "bytes=1500000-"
+    assert got.resumed_from == 1_500_000 and got.md5 == blob["md5"] and got.sha256 == blob["sha256"]
+    assert files_under(staging_dir) == ["job-1/model.bin"]
+
+
+def test_server_ignoring_range_restarts_from_zero(emu, blob, downloader, staging_dir):
+    seed_partial(staging_dir, blob, "job-1", 1_500_000)
+    emu.control.add_fault(route(blob), kind="ignore_range")
+
+    got = downloader.download(lambda: remote(blob), key="job-1")
+
+    calls = blob_requests(emu, blob)
+    assert calls[-1]["headers"]["Range"] == "bytes=1500000-" and calls[-1]["status"] == 200
+    assert got.resumed_from == 0 and got.size == SIZE
+    assert sha256_of(got.path) == blob["sha256"] and got.md5 == blob["md5"]
+
+
+def test_5xx_burst_then_success(emu, blob, downloader):
+    emu.control.add_fault(route(blob), kind="status", status=503, times=3)
+
+    got = downloader.download(lambda: remote(blob), key="job-1")
+
+    assert [c["status"] for c in blob_requests(emu, blob)] == [503, 503, 503, 200]
+    assert sha256_of(got.path) == blob["sha256"]
+
+
+def test_5xx_forever_gives_up_with_retryable_error(emu, blob, downloader, staging_dir):
+    emu.control.add_fault(route(blob), kind="status", status=500, times=-1)
+
+    with pytest.raises(DownloadError) as info:
+        downloader.download(lambda: remote(blob), key="job-1")
+
+    assert not isinstance(info.value, FatalDownloadError)
+    assert len(blob_requests(emu, blob)) == FAST.attempts
+    assert files_under(staging_dir) == []
+
+
+def test_429_retry_after_is_honoured(emu, blob, staging_dir):
+    emu.control.add_fault(route(blob), kind="status", status=429, retry_after=1)
+    patient = Downloader(staging_dir, retry=RetryRule(attempts=3, base_delay=0.01, max_delay=5))
+
+    got = patient.download(lambda: remote(blob), key="job-1")
+
+    first, second = blob_requests(emu, blob)
+    assert (first["status"], second["status"]) == (429, 200)
+    assert second["time"] - first["time"] >= 1.0
+    assert sha256_of(got.path) == blob["sha256"]
+
+
+def test_404_fails_at_once(emu, blob, downloader, staging_dir):
+    emu.control.add_fault(route(blob), kind="status", status=404)
+
+    with pytest.raises(FatalDownloadError, match="HTTP 404"):
+        downloader.download(lambda: remote(blob), key="job-1")
+
+    assert len(blob_requests(emu, blob)) == 1
+    assert files_under(staging_dir) == []
+
+
+def test_expired_url_mid_download_gets_a_fresh_one_and_resumes(emu, blob, staging_dir):
+    """Attempt 1 drops and gives up (partial kept); attempt 2's URL has expired: refresh, then resume."""
+    twin = emu.control.create_blob(SIZE, filename="model.bin", seed=blob["seed"])  # same bytes, new URL
+    assert twin["sha256"] == blob["sha256"]
+    emu.control.add_fault(route(blob), kind="drop", after_bytes=1_000_000)
+    one_try = Downloader(staging_dir, retry=RetryRule(attempts=1), chunk_size=SMALL_CHUNK)
+    with pytest.raises(DownloadError):
+        one_try.download(lambda: remote(blob), key="job-1")
+    kept = (staging_dir / "job-1" / "model.bin.part").stat().st_size
+    assert 0 < kept <= 1_000_000
+
+    emu.control.add_fault(route(blob), kind="expire")
+    urls = iter([remote(blob), remote(twin)])
+    asked = []
+    got = Downloader(staging_dir, retry=FAST).download(lambda: asked.append(1) or next(urls), key="job-1")
+
+    assert len(asked) == 2
+    assert blob_requests(emu, blob)[-1]["status"] == 403
+    assert blob_requests(emu, twin)[-1]["headers"]["Range"] == f"bytes={kept}-"
+    assert got.resumed_from == kept and got.sha256 == blob["sha256"] and got.md5 == blob["md5"]
+    assert files_under(staging_dir) == ["job-1/model.bin"]
+
+
+def test_url_refreshes_are_bounded(emu, blob, staging_dir):
+    emu.control.add_fault(route(blob), kind="expire", times=-1)
+    refresher = Downloader(staging_dir, retry=FAST, max_url_refreshes=2)
+
+    with pytest.raises(FatalDownloadError, match="still refused after 2 fresh URLs"):
+        refresher.download(lambda: remote(blob), key="job-1")
+
+    assert len(blob_requests(emu, blob)) == 3
+
+
+@pytest.mark.parametrize(
+    "fault, changes, problem",
+    [
+        ("corrupt", {}, "md5"),
+        (None, {"md5": "0" * 32}, "md5"),
+        (None, {"size": SIZE + 1}, "size"),
+        (None, {"size": SIZE - 1}, "size"),
+    ],
+    ids=["corrupt-bytes", "wrong-expected-md5", "short-of-expected-size", "longer-than-expected-size"],
+)
+def test_integrity_failure_leaves_nothing(emu, blob, downloader, staging_dir, fault, changes, problem):
+    if fault:
+        emu.control.add_fault(route(blob), kind=fault)
+
+    with pytest.raises(IntegrityError, match=problem):
+        downloader.download(lambda: remote(blob, **changes), key="job-1")
+
+    assert files_under(staging_dir) == []
+
+
+@pytest.mark.parametrize("url", ["file:///etc/passwd", "ftp://example.com/a.bin", "/etc/passwd"])
+def test_non_http_scheme_refused(staging_dir, url):
+    with pytest.raises(UnsupportedScheme):
+        Downloader(staging_dir).download(lambda: RemoteFile(url, "a.bin"), key="job-1")
+    assert files_under(staging_dir) == []
+
+
+def test_insufficient_disk_refused(emu, blob, downloader, staging_dir, monkeypatch):
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10 * SIZE, 10 * SIZE - 1000, 1000))
+
+    with pytest.raises(InsufficientDiskSpace, match=f"{SIZE} more are needed"):
+        downloader.download(lambda: remote(blob), key="job-1")
+
+    assert blob_requests(emu, blob) == []
+    assert files_under(staging_dir) == []
+
+
+def test_signed_query_never_in_logs_or_errors(emu, blob, downloader, caplog):
+    signature = blob["url"].split("Signature=", 1)[1]
+    emu.control.add_fault(route(blob), kind="status", status=503, times=2)
+    emu.control.add_fault(route(blob), kind="expire")
+    caplog.set_level(logging.DEBUG)  # urllib3 logs request lines at DEBUG
+
+    downloader.download(lambda: remote(blob), key="job-1")
+    emu.control.add_fault(route(blob), kind="status", status=404)
+    with pytest.raises(FatalDownloadError) as info:
+        downloader.download(lambda: remote(blob), key="job-2")
+
+    error_text = "".join(traceback.format_exception(info.value))
+    assert "503" in caplog.text and "Request has expired" in caplog.text and "HTTP 404" in error_text
+    assert "/blobs/" in caplog.text  # the redacted URL is still there to help debugging
+    assert signature not in caplog.text and signature not in error_text
+    assert "Expires=" not in caplog.text and "Expires=" not in error_text
+
+
+@pytest.mark.parametrize("evil", ["../../etc/passwd", "/etc/passwd", "..\\..\\evil.bin", "a/../../b.bin"])
+def test_untrusted_filename_stays_inside_staging(emu, blob, downloader, staging_dir, evil):
+    got = downloader.download(lambda: remote(blob, filename=evil), key="../../job-1")
+
+    assert got.path.resolve().is_relative_to(staging_dir.resolve())
+    assert got.path.parent.parent == staging_dir
+    assert sha256_of(got.path) == blob["sha256"]
+
+
+@pytest.mark.parametrize("evil", ["..", ".", "", "../..", "a/.."])
+def test_unusable_filename_rejected(emu, blob, downloader, staging_dir, evil):
+    with pytest.raises(FatalProviderError, match="unusable file name"):
+        downloader.download(lambda: remote(blob, filename=evil), key="job-1")
+    assert files_under(staging_dir) == []
+
+
+def test_finished_file_left_in_staging_is_verified_and_reused(emu, blob, downloader):
+    first = downloader.download(lambda: remote(blob), key="job-1")
+    again = downloader.download(lambda: remote(blob), key="job-1")
+
+    assert len(blob_requests(emu, blob)) == 1
+    assert again.sha256 == first.sha256 and again.md5 == blob["md5"]
