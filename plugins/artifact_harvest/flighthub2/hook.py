@@ -66,10 +66,12 @@ class FlightHub2Hook(ProviderHook):
             raise InvalidParameterError(self.provider, "api_version", f"must be v0.1 or v2.0, got {api_version!r}")
         self.api_version = api_version
         self.prefix = f"/openapi/{api_version}"
+        self._redact = Redactor()
 
     # -- connection ----------------------------------------------------------------------------------
     def build_client(self, conn: Any, extra: dict[str, Any]) -> ApiClient:
         token = self.require_secret(conn, conn.password, "organization key (password)")
+        self._redact = Redactor([token])
         language = extra.get("language") or "en"
         if language not in LANGUAGES:
             raise InvalidParameterError(self.provider, "language", f"must be one of {LANGUAGES}, got {language!r}")
@@ -84,7 +86,7 @@ class FlightHub2Hook(ProviderHook):
             timeout=self.timeout,
             retry=self.retry,
             verify=self.verify_tls(extra),
-            redactor=Redactor([token]),
+            redactor=self._redact,
         )
 
     def parse(self, resp: ApiResponse) -> Any:
@@ -107,7 +109,7 @@ class FlightHub2Hook(ProviderHook):
             return body.get("data")
         if code == 0:
             raise resp.http_error()
-        text = f"{resp.method} {resp.path}: {message}"
+        text = self._redact(f"{resp.method} {resp.path}: {message}")
         common = dict(code=code, request_id=resp.request_id, http_status=resp.status)
         if code in TRANSIENT_CODES or is_transient_status(resp.status):
             raise TransientProviderError(self.provider, text, retry_after=resp.retry_after, **common)
