@@ -1,0 +1,70 @@
+"""Export a Qianfan model version and archive the package: create or reuse → wait → download → archive."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from airflow.sdk import DAG, Param
+
+from artifact_harvest.core.dag_defaults import PIPELINE_TAG, default_args, tags
+from artifact_harvest.qianfan.operators import QianfanCreateModelExportOperator, QianfanDownloadExportOperator
+from artifact_harvest.qianfan.sensors import QianfanModelExportSensor
+
+EXPORT_ID = "{{ ti.xcom_pull(task_ids='create_export')['exportId'] }}"
+
+with DAG(
+    dag_id="qianfan_export_model",
+    schedule=None,
+    start_date=datetime(2026, 1, 1, tzinfo=timezone.utc),
+    catchup=False,
+    default_args=default_args(),
+    tags=tags("qianfan", PIPELINE_TAG),
+    render_template_as_native_obj=True,
+    doc_md="""
+### Export a Baidu Qianfan model version
+
+1. **create_export**: `CreateModelExportTask` for the model version, unless it already has an export:
+   a finished one is reused (tick *Force a new export* to override), a running one is attached to. A retried
+   task never creates a second export.
+2. **wait_for_export**: deferrable wait on `DescribeModelExportTask` until `Done`; `Fail`, or an export that
+   disappears after it was running, fails the run.
+3. **download_and_archive**: fetches a fresh download URL, streams the `.tar` (resumable, free-space check,
+   md5 and size checked against Qianfan's) and archives it under `qianfan/<export id>/` with a manifest.
+
+Connection `qianfan_default`: host = base URL, login = AK, password = SK (bce-auth-v1 signing).
+""",
+    params={
+        "model_version_id": Param(
+            "amv-demoseeded01", type="string", pattern=r"^amv-[a-z0-9]+$", title="Model version ID",
+            description="The model version to export (amv-..., from 我的模型 → model → versions).",
+        ),
+        "force_new_export": Param(
+            False, type="boolean", title="Force a new export",
+            description="Create a new export even when the version already has a finished one.",
+        ),
+        "poll_interval": Param(
+            30, type="number", minimum=0.05, maximum=3600, title="Poll interval (s)",
+            description="Seconds between DescribeModelExportTask calls while the export runs.",
+        ),
+        "timeout": Param(
+            6 * 3600, type="integer", minimum=1, maximum=7 * 24 * 3600, title="Timeout (s)",
+            description="How long to wait for the export to finish before the run fails.",
+        ),
+    },
+) as dag:
+    create = QianfanCreateModelExportOperator(
+        task_id="create_export",
+        model_id="{{ params.model_version_id }}",
+        force_new_export="{{ params.force_new_export }}",
+    )
+    wait = QianfanModelExportSensor(
+        task_id="wait_for_export",
+        model_id="{{ params.model_version_id }}",
+        export_id=EXPORT_ID,
+        poll_interval="{{ params.poll_interval }}",
+        wait_timeout="{{ params.timeout }}",
+    )
+    archive = QianfanDownloadExportOperator(
+        task_id="download_and_archive", model_id="{{ params.model_version_id }}", export_id=EXPORT_ID
+    )
+    create >> wait >> archive

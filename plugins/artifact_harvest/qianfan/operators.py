@@ -1,0 +1,104 @@
+"""Start (or reuse) a Qianfan model export on the worker, and download-and-archive a finished one."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow.sdk import BaseOperator, Context
+
+from artifact_harvest.core.download import RemoteFile
+from artifact_harvest.core.errors import FatalProviderError, InvalidParameterError
+from artifact_harvest.core.idempotency import submit_once
+from artifact_harvest.core.operators import DownloadAndArchiveOperator
+from artifact_harvest.qianfan.hook import QianfanHook
+from artifact_harvest.qianfan.status import PROVIDER, ExportState
+
+EXPORT_ID_KEY = "qianfan_export_id"
+
+
+def as_bool(value: bool | str, field: str) -> bool:
+    """A templated flag: rendered natively (bool) or as text ("True"/"false")."""
+    if isinstance(value, bool):
+        return value
+    if str(value).strip().lower() in ("true", "false"):
+        return str(value).strip().lower() == "true"
+    raise InvalidParameterError(PROVIDER, field, f"expected true or false, got {value!r}")
+
+
+class QianfanCreateModelExportOperator(BaseOperator):
+    """Make sure the model version has an export and return ``{"modelId", "exportId"}``.
+
+    Idempotent: a ``Done`` export is reused (unless ``force_new_export``), a ``Doing`` one is attached to
+    (even when forced: the version is being packaged already), and the export id is stored in the task
+    state store the moment it is known, so a retried task never creates a second export.
+
+    :param model_id: model version id (``amv-...``), templated.
+    :param force_new_export: create a new export even when a finished one exists, templated.
+    """
+
+    template_fields = ("model_id", "force_new_export")
+
+    def __init__(
+        self,
+        *,
+        model_id: str,
+        force_new_export: bool | str = False,
+        conn_id: str = QianfanHook.default_conn_name,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.model_id = model_id
+        self.force_new_export = force_new_export
+        self.conn_id = conn_id
+
+    def execute(self, context: Context) -> dict[str, str]:
+        hook = QianfanHook(self.conn_id)
+        force = as_bool(self.force_new_export, "force_new_export")
+
+        def submit() -> str:
+            current = hook.describe_export(self.model_id)
+            if current.has_record and current.state is ExportState.DOING:
+                self.log.info("attaching to export %s of %s, which is running", current.export_id, self.model_id)
+                return current.export_id
+            if current.has_record and current.state is ExportState.DONE and not force:
+                self.log.info("reusing finished export %s of %s", current.export_id, self.model_id)
+                return current.export_id
+            export_id = hook.create_export(self.model_id)
+            self.log.info("created export %s of %s", export_id, self.model_id)
+            return export_id
+
+        return {"modelId": self.model_id, "exportId": submit_once(context, EXPORT_ID_KEY, submit)}
+
+
+class QianfanDownloadExportOperator(DownloadAndArchiveOperator):
+    """Download a ``Done`` export (streaming, resumable, md5 and size checked) and archive it under its export id.
+
+    Each URL is fetched right before use with a fresh DescribeModelExportTask; the manifest's ``source``
+    holds ``modelId`` and ``exportId``.
+
+    :param model_id: model version id, templated.
+    :param export_id: the export to archive (the artifact key), templated.
+    """
+
+    provider = PROVIDER
+    template_fields = (*DownloadAndArchiveOperator.template_fields, "model_id", "export_id")
+
+    def __init__(
+        self, *, model_id: str, export_id: str, conn_id: str = QianfanHook.default_conn_name, **kwargs: Any
+    ) -> None:
+        super().__init__(artifact_key=export_id, source={"modelId": model_id, "exportId": export_id}, **kwargs)
+        self.model_id = model_id
+        self.export_id = export_id
+        self.conn_id = conn_id
+
+    def remote_file(self, context: Context) -> RemoteFile:
+        record = QianfanHook(self.conn_id).describe_export(self.model_id)
+        if record.export_id != self.export_id or record.state is not ExportState.DONE or not record.download_url:
+            raise FatalProviderError(
+                PROVIDER,
+                f"export {self.export_id} of {self.model_id} is not downloadable: Describe lists "
+                f"{record.export_id or 'no export'} in state {record.state.value if record.state else None}",
+                hint="run the DAG again to create or reuse a finished export",
+            )
+        return RemoteFile(url=record.download_url, filename=record.file_name or f"{self.export_id}.tar",
+                          size=record.file_size, md5=record.md5)

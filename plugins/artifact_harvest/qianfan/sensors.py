@@ -1,0 +1,80 @@
+"""Wait for a Qianfan model export to be ``Done``; deferrable by default, poke and reschedule work too."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Any
+
+from airflow.sdk import Context
+
+from artifact_harvest.core.idempotency import remember, remembered
+from artifact_harvest.core.polling import PollResult
+from artifact_harvest.core.sensors import PollingSensor
+from artifact_harvest.qianfan.hook import QianfanHook
+from artifact_harvest.qianfan.status import VanishWatch, judge
+from artifact_harvest.qianfan.triggers import DEFAULT_MISSING_GRACE, QianfanModelExportTrigger
+
+_WATCH_KEY = "qianfan_vanish_watch"
+
+
+class QianfanModelExportSensor(PollingSensor):
+    """Succeeds with ``{modelId, exportId, fileName, fileSize, md5}`` (no URL: download asks for a fresh one).
+
+    :param model_id: model version id (``amv-...``), templated.
+    :param export_id: the export to wait for (from the create step), templated; when set, an export that
+        stops being listed counts as failed after ``missing_grace_seconds``.
+    :param poll_interval: seconds between polls, templated (overrides ``poke_interval``; e.g. a DAG param).
+    :param wait_timeout: seconds to wait in all, templated (overrides ``timeout``).
+    """
+
+    template_fields = ("model_id", "export_id", "poll_interval", "wait_timeout")
+
+    def __init__(
+        self,
+        *,
+        model_id: str,
+        export_id: str | None = None,
+        conn_id: str = QianfanHook.default_conn_name,
+        missing_grace_seconds: float = DEFAULT_MISSING_GRACE,
+        poll_interval: float | str | None = None,
+        wait_timeout: float | str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.model_id = model_id
+        self.export_id = export_id
+        self.conn_id = conn_id
+        self.missing_grace_seconds = missing_grace_seconds
+        self.poll_interval = poll_interval
+        self.wait_timeout = wait_timeout
+
+    def execute(self, context: Context) -> Any:
+        if self.poll_interval not in (None, ""):
+            self.poke_interval = float(self.poll_interval)
+        if self.wait_timeout not in (None, ""):
+            self.timeout = float(self.wait_timeout)
+        return super().execute(context)
+
+    def check(self, context: Context) -> PollResult:
+        """One Describe; the vanish watch lives in the task state store so reschedule mode keeps it too."""
+        export_id = self.export_id or None
+        record = QianfanHook(self.conn_id).describe_export(self.model_id)
+        stored = remembered(context, _WATCH_KEY, {"expect_record": export_id is not None})
+        watch = VanishWatch(**stored)
+        missing_for = watch.missing_for(record, export_id, time.time())
+        if (current := dataclasses.asdict(watch)) != stored:
+            remember(context, _WATCH_KEY, current)
+        return judge(record, model_id=self.model_id, export_id=export_id, missing_for=missing_for,
+                     missing_grace_seconds=self.missing_grace_seconds)
+
+    def build_trigger(self, end_time: float) -> QianfanModelExportTrigger:
+        return QianfanModelExportTrigger(
+            model_id=self.model_id,
+            export_id=self.export_id,
+            conn_id=self.conn_id,
+            missing_grace_seconds=self.missing_grace_seconds,
+            end_time=end_time,
+            poll_interval=self.poke_interval,
+            max_transient_errors=self.max_transient_errors,
+        )

@@ -1,0 +1,65 @@
+"""Deferred wait for a Qianfan model export: DescribeModelExportTask polling in the triggerer.
+
+Qianfan documents no call that cancels an export, so ``on_kill`` has nothing to cancel remotely.
+"""
+
+from __future__ import annotations
+
+import time
+from functools import cached_property
+from typing import Any
+
+from artifact_harvest.core.polling import PollingTrigger, PollResult
+from artifact_harvest.qianfan.hook import QianfanHook
+from artifact_harvest.qianfan.status import VanishWatch, judge
+
+DEFAULT_MISSING_GRACE = 120.0
+
+
+class QianfanModelExportTrigger(PollingTrigger):
+    """Polls a model version's export until ``Done`` (event: ids, file name, size, md5; never the URL).
+
+    ``export_id`` (from the create step) says the export must exist, so a triggerer restart cannot forget
+    that it was ``Doing``; without it, the trigger learns that from the first ``Doing`` it sees.
+    """
+
+    def __init__(
+        self,
+        *,
+        model_id: str,
+        export_id: str | None = None,
+        conn_id: str = QianfanHook.default_conn_name,
+        missing_grace_seconds: float = DEFAULT_MISSING_GRACE,
+        **polling: Any,
+    ) -> None:
+        super().__init__(**polling)
+        self.model_id = model_id
+        self.export_id = export_id or None
+        self.conn_id = conn_id
+        self.missing_grace_seconds = float(missing_grace_seconds)
+        self._watch = VanishWatch(expect_record=self.export_id is not None)
+
+    def poll_kwargs(self) -> dict[str, Any]:
+        return {
+            "model_id": self.model_id,
+            "export_id": self.export_id,
+            "conn_id": self.conn_id,
+            "missing_grace_seconds": self.missing_grace_seconds,
+        }
+
+    @cached_property
+    def hook(self) -> QianfanHook:
+        return QianfanHook(self.conn_id)
+
+    async def poll(self) -> PollResult:
+        record = await self.hook.adescribe_export(self.model_id)
+        return judge(
+            record,
+            model_id=self.model_id,
+            export_id=self.export_id,
+            missing_for=self._watch.missing_for(record, self.export_id, time.time()),
+            missing_grace_seconds=self.missing_grace_seconds,
+        )
+
+    def describe(self) -> str:
+        return f"Qianfan export {self.export_id or '(any)'} of {self.model_id}"
