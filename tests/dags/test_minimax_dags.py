@@ -1,0 +1,170 @@
+"""The four MiniMax DAGs end to end with dag.test() against the emulator: bytes, manifests, failures, reruns."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+import requests
+
+from artifact_harvest.minimax.hook import MiniMaxHook
+from harvest_emulator.credentials import MINIMAX_API_KEY
+from harvest_emulator.minimax import (
+    DEFAULT_VIDEO_SIZE,
+    SEED_SPEECH_FILE_ID,
+    SEED_VIDEO_FILE_ID,
+    SEED_VIDEO_FILE_ID_2,
+)
+
+DAGS = Path(__file__).resolve().parents[2] / "dags"
+FAST = {"poll_interval": 0.05, "timeout": 30}
+
+
+def load(dag_id: str):
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(DAGS / f"{dag_id}.py"), safe_mode=False)
+    assert not bag.import_errors, bag.import_errors
+    return bag.dags[dag_id]
+
+
+def states(run) -> dict[str, str]:
+    return {ti.task_id: ti.state for ti in run.get_task_instances()}
+
+
+def archived(archive_root: Path, file_id: int) -> dict:
+    manifest = json.loads((archive_root / "minimax" / str(file_id) / "manifest.json").read_text())
+    data = (archive_root / "minimax" / str(file_id) / manifest["filename"]).read_bytes()
+    assert len(data) == manifest["size_bytes"]
+    assert hashlib.sha256(data).hexdigest() == manifest["sha256"]
+    return manifest
+
+
+def remote_sha256(file_id: int) -> str:
+    """The bytes the emulator serves for the file, fetched independently of the pipeline."""
+    body = requests.get(MiniMaxHook().retrieve_file(file_id).download_url, timeout=10).content
+    return hashlib.sha256(body).hexdigest()
+
+
+def output(capfd) -> str:
+    """What the task runner printed (dag.test() logs task errors through structlog, not logging)."""
+    out, err = capfd.readouterr()
+    return out + err
+
+
+def assert_clean(manifest: dict) -> None:
+    text = json.dumps(manifest)
+    assert "Signature=" not in text and "download_url" not in text and MINIMAX_API_KEY not in text
+
+
+@pytest.fixture
+def sandbox(airflow_db, emu, archive_root, staging_dir):
+    return emu
+
+
+def test_generate_video_end_to_end(sandbox, archive_root):
+    run = load("minimax_generate_video").test(run_conf={"prompt": "a red kite", "model": "T2V-01", **FAST})
+    assert run.state == "success", states(run)
+    [job] = sandbox.control.jobs("minimax")
+    file_id = int(job["data"]["file_id"])
+    manifest = archived(archive_root, file_id)
+    assert manifest["provider"] == "minimax" and manifest["artifact_key"] == str(file_id)
+    assert manifest["source"] == {"file_id": file_id, "task_id": job["job_id"]}
+    assert manifest["size_bytes"] == DEFAULT_VIDEO_SIZE
+    assert manifest["sha256"] == remote_sha256(file_id)
+    assert job["data"]["body"]["model"] == "T2V-01" and job["data"]["body"]["duration"] == 6
+    assert_clean(manifest)
+
+
+def test_generate_speech_archives_bundle_and_lists_members(sandbox, archive_root):
+    run = load("minimax_generate_speech").test(run_conf={"text": "hello there", "format": "wav", **FAST})
+    assert run.state == "success", states(run)
+    [job] = sandbox.control.jobs("minimax")
+    file_id = int(job["data"]["file_id"])
+    manifest = archived(archive_root, file_id)
+    assert manifest["sha256"] == remote_sha256(file_id)
+    members = manifest["extra"]["members"]
+    assert sorted(m["kind"] for m in members) == ["audio", "extra", "subtitles"]
+    audio = next(m for m in members if m["kind"] == "audio")
+    assert audio["name"].endswith(".wav") and audio["size"] > 0 and len(audio["sha256"]) == 64
+    assert manifest["extra"]["minimax_file"]["purpose"] == "t2a_async"
+    assert_clean(manifest)
+
+
+@pytest.mark.parametrize(("dag_id", "scenario", "spelling"), [
+    ("minimax_generate_video", {"outcome": "fail"}, "Fail"),
+    ("minimax_generate_video", {"outcome": "fail", "status_spelling": "Failed"}, "Failed"),
+    ("minimax_generate_speech", {"outcome": "expired"}, "expired"),
+])
+def test_failed_task_fails_the_run_and_archives_nothing(sandbox, archive_root, capfd, dag_id, scenario, spelling):
+    sandbox.control.push_scenario("minimax", **scenario)
+    run = load(dag_id).test(run_conf=FAST)
+    assert run.state == "failed"
+    assert states(run)["wait"] == "failed" and states(run)["download_and_archive"] == "upstream_failed"
+    assert f"status {spelling!r}" in output(capfd)
+    assert not any(archive_root.iterdir())
+
+
+def test_terminal_code_on_create_fails_with_its_meaning(sandbox, archive_root, capfd):
+    sandbox.control.push_scenario("minimax", error_code=1008)
+    run = load("minimax_generate_video").test(run_conf=FAST)
+    assert run.state == "failed" and states(run)["create"] == "failed"
+    text = output(capfd)
+    assert "insufficient balance" in text and "code 1008" in text
+    assert len(sandbox.control.requests("/v1/video_generation")) == 1  # fatal: neither retried nor resubmitted
+    assert not any(archive_root.iterdir())
+
+
+def test_rate_limited_polling_recovers(sandbox, archive_root):
+    sandbox.control.add_fault(route="/v1/query/video_generation", kind="envelope",
+                              body={"base_resp": {"status_code": 1002, "status_msg": "rate limit"}}, times=2)
+    run = load("minimax_generate_video").test(run_conf=FAST)
+    assert run.state == "success", states(run)
+    assert len([a for a in sandbox.control.faults()["applied"] if a["kind"] == "envelope"]) == 2
+
+
+def test_archive_file_refreshes_an_expired_url_mid_download(sandbox, archive_root):
+    sandbox.control.add_fault(route="^/blobs/", kind="expire", times=1)
+    run = load("minimax_archive_file").test(run_conf={"file_id": SEED_VIDEO_FILE_ID})
+    assert run.state == "success", states(run)
+    # sensor once, download once, and once more for a fresh URL after the 403
+    assert len(sandbox.control.requests("/v1/files/retrieve")) == 3
+    assert [a["kind"] for a in sandbox.control.faults()["applied"]] == ["expire"]
+    manifest = archived(archive_root, SEED_VIDEO_FILE_ID)
+    assert manifest["sha256"] == remote_sha256(SEED_VIDEO_FILE_ID)
+    assert manifest["source"] == {"file_id": SEED_VIDEO_FILE_ID}
+
+
+def test_archive_file_twice_downloads_once(sandbox, archive_root):
+    dag = load("minimax_archive_file")
+    assert dag.test(run_conf={"file_id": SEED_SPEECH_FILE_ID}).state == "success"
+    first = archived(archive_root, SEED_SPEECH_FILE_ID)
+    assert dag.test(run_conf={"file_id": SEED_SPEECH_FILE_ID}).state == "success"
+    assert archived(archive_root, SEED_SPEECH_FILE_ID) == first
+    assert len(sandbox.control.requests("^/blobs/")) == 1
+
+
+def test_hourly_sweep_archives_the_interval_once(sandbox, archive_root):
+    dag = load("minimax_archive_new_files")
+    seeds = {SEED_VIDEO_FILE_ID, SEED_VIDEO_FILE_ID_2, SEED_SPEECH_FILE_ID}
+    earlier = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(hours=3)
+    run = dag.test(logical_date=earlier)
+    assert run.state == "success", states(run)
+    assert not any(archive_root.iterdir())  # nothing was created three hours ago
+
+    now = datetime.now(timezone.utc).replace(microsecond=0) + timedelta(minutes=1)
+    run = dag.test(logical_date=now)
+    assert run.state == "success", states(run)
+    assert run.data_interval_end - run.data_interval_start == timedelta(hours=1)
+    assert {int(p.name) for p in (archive_root / "minimax").iterdir()} == seeds
+    manifests = {file_id: archived(archive_root, file_id) for file_id in seeds}
+    downloads = len(sandbox.control.requests("^/blobs/"))
+    assert downloads == 3
+
+    rerun = dag.test(logical_date=now + timedelta(seconds=1))  # the same hour again, as a backfill would
+    assert rerun.state == "success", states(rerun)
+    assert len(sandbox.control.requests("^/blobs/")) == downloads
+    assert {file_id: archived(archive_root, file_id) for file_id in seeds} == manifests
