@@ -95,10 +95,9 @@ def _auth_error(request: web.Request) -> web.Response | None:
     if timestamp + int(expiration) < now or timestamp > now + MAX_CLOCK_SKEW:
         return _error(400, "RequestExpired", f"The request has expired: signed at {stamp}, valid {expiration}s")
     names = [name for name in signed.split(";") if name]
-    headers = {k.lower(): v for k, v in request.headers.items() if k.lower() in names or k.lower().startswith("x-bce-")}
     expected = sign(
         BceCredentials(ak.encode(), KEYS[ak].encode()), request.method.encode(), request.path.encode(),
-        {k.encode(): v.encode() for k, v in headers.items()},
+        {k.lower().encode(): v.encode() for k, v in request.headers.items()},  # the signer picks the signed ones
         {k.encode(): v.encode() for k, v in request.query.items()},
         timestamp, int(expiration), [n.encode() for n in names] or None,
     ).decode().rsplit("/", 1)[1]
