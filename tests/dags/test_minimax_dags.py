@@ -65,7 +65,7 @@ def sandbox(airflow_db, emu, archive_root, staging_dir):
     return emu
 
 
-def test_generate_video_end_to_end(sandbox, archive_root):
+def test_generate_video_end_to_end(sandbox, archive_root, capfd):
     run = load("minimax_generate_video").test(run_conf={"prompt": "a red kite", "model": "T2V-01", **FAST})
     assert run.state == "success", states(run)
     [job] = sandbox.control.jobs("minimax")
@@ -77,6 +77,9 @@ def test_generate_video_end_to_end(sandbox, archive_root):
     assert manifest["sha256"] == remote_sha256(file_id)
     assert job["data"]["body"]["model"] == "T2V-01" and job["data"]["body"]["duration"] == 6
     assert_clean(manifest)
+    text = output(capfd)
+    assert "download_and_archive" in text  # the run's log was captured ...
+    assert MINIMAX_API_KEY not in text and "Signature=" not in text  # ... and leaks neither key nor signed URL
 
 
 def test_generate_speech_archives_bundle_and_lists_members(sandbox, archive_root):
