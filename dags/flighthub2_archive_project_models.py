@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from airflow.sdk import DAG, Param
+from airflow.sdk import DAG, CronDataIntervalTimetable, Param
 
 from artifact_harvest.core.dag_defaults import PIPELINE_TAG, default_args, tags
 from artifact_harvest.flighthub2.operators import FlightHub2DownloadModelOperator, FlightHub2ListModelsOperator
@@ -24,7 +24,8 @@ def _file_id(model: dict) -> str:
 
 with DAG(
     dag_id="flighthub2_archive_project_models",
-    schedule="@daily",
+    # a real daily interval (plain "@daily" is a trigger timetable in Airflow 3: start == end)
+    schedule=CronDataIntervalTimetable("@daily", timezone="UTC"),
     start_date=datetime(2026, 1, 1, tzinfo=timezone.utc),
     catchup=False,
     max_active_runs=4,
