@@ -24,13 +24,15 @@ with DAG(
 Lists `video_generation` and `t2a_async` files (`files/list` per purpose), keeps those whose `created_at`
 falls in `[data_interval_start, data_interval_end)` and are not archived yet, and archives each (one mapped
 task per file). Keyed on the data interval, so reruns and backfills (`airflow backfill create`) archive
-nothing twice. A manual run covers the hour before it.
+nothing twice. A manual run (with or without a logical date) covers the hour before it.
 """,
 ) as dag:
 
     @task
-    def find_new_files(data_interval_start=None, data_interval_end=None) -> list[dict]:
-        return unarchived_files_between(data_interval_start, data_interval_end)
+    def find_new_files(data_interval_start=None, data_interval_end=None, dag_run=None) -> list[dict]:
+        # a run triggered without a logical date has no data interval: sweep the hour before it
+        end = data_interval_end or dag_run.run_after
+        return unarchived_files_between(data_interval_start or end - timedelta(hours=1), end)
 
     MiniMaxDownloadOperator.partial(
         task_id="download_and_archive", map_index_template="file {{ task.artifact_key }}"

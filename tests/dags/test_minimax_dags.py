@@ -13,6 +13,7 @@ import requests
 from artifact_harvest.minimax.hook import MiniMaxHook
 from harvest_emulator.credentials import MINIMAX_API_KEY
 from harvest_emulator.minimax import (
+    DEMO_RUNS,
     DEFAULT_VIDEO_SIZE,
     SEED_SPEECH_FILE_ID,
     SEED_VIDEO_FILE_ID,
@@ -171,3 +172,22 @@ def test_hourly_sweep_archives_the_interval_once(sandbox, archive_root):
     assert rerun.state == "success", states(rerun)
     assert len(sandbox.control.requests("^/blobs/")) == downloads
     assert {file_id: archived(archive_root, file_id) for file_id in seeds} == manifests
+
+
+def test_hourly_sweep_triggered_without_logical_date_covers_the_hour_before(sandbox, archive_root):
+    """How make demo (REST, ``logical_date: null``) and the UI trigger it: no data interval at all."""
+    run = load("minimax_archive_new_files").test(logical_date=None)
+    assert run.state == "success", states(run)
+    assert run.data_interval_start is None
+    assert {int(p.name) for p in (archive_root / "minimax").iterdir()} == {
+        SEED_VIDEO_FILE_ID, SEED_VIDEO_FILE_ID_2, SEED_SPEECH_FILE_ID}
+
+
+@pytest.mark.parametrize(("dag_id", "conf"), DEMO_RUNS, ids=[dag_id for dag_id, _ in DEMO_RUNS])
+def test_demo_runs_succeed_on_a_wall_clock_emulator(sandbox, archive_root, dag_id, conf):
+    """make demo's runs, on a time-driven emulator (sped up) and triggered without a logical date."""
+    sandbox.control.configure(polls_per_stage=0, stage_seconds=0.1)
+    conf = {**conf, **({"poll_interval": 0.05} if "poll_interval" in conf else {})}
+    run = load(dag_id).test(run_conf=conf, logical_date=None)
+    assert run.state == "success", states(run)
+    assert any((archive_root / "minimax").iterdir())

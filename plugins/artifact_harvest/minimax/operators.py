@@ -37,9 +37,9 @@ class MiniMaxCreateVideoOperator(BaseOperator):
         self.resolution, self.first_frame_image, self.conn_id = resolution, first_frame_image, conn_id
 
     def execute(self, context: Context) -> str:
-        options = {"duration": int(self.duration) if self.duration not in (None, "", "None") else None,
-                   "resolution": self.resolution or None,
-                   "first_frame_image": self.first_frame_image if self.first_frame_image not in ("", "None") else None}
+        # rendered templates are strings; an empty one means "not given"
+        options = {"duration": int(self.duration) if self.duration else None,
+                   "resolution": self.resolution or None, "first_frame_image": self.first_frame_image or None}
         hook = MiniMaxHook(self.conn_id)
         return submit_once(context, "minimax_task_id", lambda: hook.create_video(self.prompt, self.model, **options))
 
@@ -82,8 +82,9 @@ class MiniMaxDownloadOperator(DownloadAndArchiveOperator):
     def execute(self, context: Context) -> dict:
         file_id = normalise_file_id(self.artifact_key)
         self.artifact_key = str(file_id)
-        task_id = str(self.minimax_task_id or "").strip()
-        self.source = {**self.source, "file_id": file_id, **({"task_id": task_id} if task_id not in ("", "None") else {})}
+        self.source = {**self.source, "file_id": file_id}
+        if self.minimax_task_id:
+            self.source["task_id"] = str(self.minimax_task_id)
         return super().execute(context)
 
     def remote_file(self, context: Context) -> RemoteFile:
