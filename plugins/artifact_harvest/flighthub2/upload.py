@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from artifact_harvest.core.errors import InvalidParameterError, MalformedResponseError
+from artifact_harvest.core.errors import InvalidParameterError, MalformedResponseError, ProviderError
 
 log = logging.getLogger(__name__)
 
@@ -150,13 +150,27 @@ class PhotoUploader:
     def upload(
         self, photos: Iterable[Readable], done: Mapping[str, str], on_uploaded: Callable[[str, str], None]
     ) -> dict[str, str]:
-        """Upload every photo not in ``done`` ({name: etag}); ``on_uploaded`` is called in this thread."""
+        """Upload every photo not in ``done`` ({name: etag}); ``on_uploaded`` is called in this thread.
+
+        A failed file does not stop the others: every success is reported first, so a retry sends only
+        what is missing.
+        """
         etags = dict(done)
         todo = [p for p in photos if p.name not in etags]
         log.info("uploading %d photos (%d already uploaded by an earlier try)", len(todo), len(etags))
+        failures: list[tuple[str, BaseException]] = []
         with ThreadPoolExecutor(self.max_workers) as pool:
             futures = {pool.submit(self._put, photo): photo.name for photo in todo}
             for future in as_completed(futures):
-                etags[futures[future]] = future.result()
-                on_uploaded(futures[future], etags[futures[future]])
+                name = futures[future]
+                if (error := future.exception()) is not None:
+                    failures.append((name, error))
+                    continue
+                etags[name] = future.result()
+                on_uploaded(name, etags[name])
+        if failures:
+            name, error = failures[0]
+            raise ProviderError(
+                PROVIDER, f"{len(failures)} of {len(todo)} photo uploads failed; first: {name}: {error}"
+            ) from error
         return etags
