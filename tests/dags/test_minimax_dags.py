@@ -130,7 +130,7 @@ def test_rate_limited_polling_recovers(sandbox, archive_root):
     assert len([a for a in sandbox.control.faults()["applied"] if a["kind"] == "envelope"]) == 2
 
 
-def test_archive_file_refreshes_an_expired_url_mid_download(sandbox, archive_root):
+def test_archive_file_refreshes_a_url_refused_as_expired(sandbox, archive_root):
     sandbox.control.add_fault(route="^/blobs/", kind="expire", times=1)
     run = load("minimax_archive_file").test(run_conf={"file_id": SEED_VIDEO_FILE_ID})
     assert run.state == "success", states(run)
@@ -191,3 +191,25 @@ def test_demo_runs_succeed_on_a_wall_clock_emulator(sandbox, archive_root, dag_i
     run = load(dag_id).test(run_conf=conf, logical_date=None)
     assert run.state == "success", states(run)
     assert any((archive_root / "minimax").iterdir())
+
+
+def test_url_expiring_mid_download_is_refreshed_and_resumed(sandbox, archive_root):
+    """A 2 s URL, a download that drops after 2.5 s: the resume finds the URL expired, asks files/retrieve for a
+    fresh one and continues from where it stopped."""
+    size, cut = 128 * 1024, 80 * 1024
+    sandbox.control.configure(url_ttl_seconds=2)
+    sandbox.control.push_scenario("minimax", size=size)
+    sandbox.control.add_fault(route="^/blobs/", kind="slow", rate=32 * 1024, times=1)
+    sandbox.control.add_fault(route="^/blobs/", kind="drop", after_bytes=cut, times=1)
+    run = load("minimax_generate_video").test(run_conf=FAST)
+    assert run.state == "success", states(run)
+    blob_calls = sandbox.control.requests("^/blobs/")
+    assert [c["status"] for c in blob_calls] == [200, 403, 206]
+    assert blob_calls[2]["headers"]["Range"] == f"bytes={cut}-"
+    assert blob_calls[2]["query"]["Signature"] != blob_calls[0]["query"]["Signature"]
+    retrieves = [c["time"] for c in sandbox.control.requests("/v1/files/retrieve")]
+    assert sum(t > blob_calls[1]["time"] for t in retrieves) == 1  # exactly one refresh, after the 403
+    [job] = sandbox.control.jobs("minimax")
+    file_id = int(job["data"]["file_id"])
+    manifest = archived(archive_root, file_id)
+    assert manifest["size_bytes"] == size and manifest["sha256"] == remote_sha256(file_id)
