@@ -97,10 +97,10 @@ _ids = itertools.count(2000)
 
 
 def _seed(state: EmulatorState) -> None:
-    """Finished model-management models (yesterday and a minute ago) so the demo's sweep and download runs
-    find something whatever data interval a manual run gets."""
+    """Finished model-management models (a day and an hour old) so the demo's sweep finds something in a
+    manual run's interval: the day before today (logical date now) or the 24 h before it (no logical date)."""
     now = time.time()
-    for model_id, age in ((1000, 86400), (int(DEMO_FILE_ID), 60)):
+    for model_id, age in ((1000, 86400 + 600), (int(DEMO_FILE_ID), 3600)):
         _add_model(state, model_id, f"seeded-{model_id}", now - age, DEFAULT_SIZE, ["ready"])
 
 

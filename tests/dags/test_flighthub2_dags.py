@@ -15,7 +15,7 @@ from artifact_harvest.flighthub2.hook import FlightHub2Hook
 from artifact_harvest.flighthub2.operators import FlightHub2StartReconstructionOperator
 from artifact_harvest.flighthub2.upload import PhotoUploader, UploadTarget, list_photos
 from harvest_emulator.credentials import FLIGHTHUB2_TOKEN
-from harvest_emulator.flighthub2 import DEFAULT_SIZE, DEMO_FILE_ID
+from harvest_emulator.flighthub2 import DEFAULT_SIZE, DEMO_FILE_ID, DEMO_RUNS
 
 DAGS = Path(__file__).resolve().parents[2] / "dags"
 PHOTOS = Path(__file__).resolve().parents[2] / "include" / "sample_data" / "flighthub2_photos"
@@ -202,3 +202,13 @@ def test_archive_project_models_backfill_two_days(sandbox, archive_root):
     manifest = manifests[created["d2"]]
     assert manifest["source"]["model_id"] == int(created["d2"].split("-")[1])
     assert manifest["source"]["file_id"] == created["d2"].split("-")[1]
+
+
+def test_demo_runs_succeed_with_a_wall_clock_emulator(sandbox, archive_root):
+    """What ``make demo`` triggers, against stages that advance with time (faster than the demo's 1-2 s)."""
+    sandbox.control.configure(polls_per_stage=0, stage_seconds=0.2)
+    for dag_id, conf in DEMO_RUNS:
+        run = load(dag_id).test(run_conf={**conf, "poll_interval": 0.1})
+        assert run.state == "success", (dag_id, states(run))
+    assert f"model-{DEMO_FILE_ID}" in archived_keys(archive_root)
+    assert len(archived_keys(archive_root)) >= 4  # two reconstructed models, the demo file, the day's sweep

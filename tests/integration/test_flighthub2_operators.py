@@ -90,3 +90,13 @@ def test_list_models_keeps_the_interval_and_skips_archived(emu, archive_root):
     folder.mkdir(parents=True)
     (folder / "manifest.json").write_text("{}")
     assert operator.execute({}) == []
+
+
+def test_list_models_without_a_data_interval_takes_the_day_before_the_run(emu, archive_root):
+    from datetime import datetime, timezone
+    from types import SimpleNamespace
+
+    run = SimpleNamespace(run_after=datetime.now(timezone.utc))
+    operator = FlightHub2ListModelsOperator(task_id="l", created_from="None", created_to="None")
+    items = operator.execute({"dag_run": run})
+    assert [i["artifact_key"] for i in items] == ["model-1001"]  # seeded an hour ago; 1000 is a day old

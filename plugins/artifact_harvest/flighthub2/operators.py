@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import posixpath
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from functools import cached_property
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -167,7 +167,7 @@ class FlightHub2ListModelsOperator(_FlightHub2Operator):
     def execute(self, context: Context) -> list[dict[str, Any]]:
         from artifact_harvest.core.archive import Archiver
 
-        start, end = (datetime.fromisoformat(str(v)).timestamp() for v in (self.created_from, self.created_to))
+        start, end = self._interval(context)
         archiver = Archiver()
         todo = []
         for model in self.hook.all_models():
@@ -180,8 +180,18 @@ class FlightHub2ListModelsOperator(_FlightHub2Operator):
             todo.append({"file_id": str(model["id"]), "artifact_key": key, "source": {
                 "model_id": model["id"], "file_id": str(model["id"]), "name": model.get("name"),
                 "file_type": model.get("file_type"), "create_at": model.get("create_at")}})
-        self.log.info("%d models created in [%s, %s) to archive", len(todo), self.created_from, self.created_to)
+        self.log.info("%d models created in [%s, %s) to archive", len(todo), *(
+            datetime.fromtimestamp(t, timezone.utc).isoformat() for t in (start, end)))
         return todo
+
+    def _interval(self, context: Context) -> tuple[float, float]:
+        """The templated interval; a run triggered without a logical date has none: then the day before it."""
+        bounds = [str(v) for v in (self.created_from, self.created_to) if v not in (None, "", "None")]
+        if len(bounds) == 2:
+            start, end = (datetime.fromisoformat(b).timestamp() for b in bounds)
+            return start, end
+        end = context["dag_run"].run_after.timestamp()
+        return end - timedelta(days=1).total_seconds(), end
 
 
 class FlightHub2DeleteResourceOperator(_FlightHub2Operator):
