@@ -183,16 +183,18 @@ async def _json(request: web.Request) -> dict[str, Any]:
 
 
 def _stages(kind: str, scenario: dict[str, Any]) -> list[str]:
-    capital = kind == "video" or scenario.get("status_spelling") in ("Capitalized", "Capitalised", "Failed")
-    word = str.capitalize if capital else str.lower
-    running = ["Preparing", "Queueing", "Processing"] if kind == "video" else ["Processing"]
-    failed = ("Failed" if scenario.get("status_spelling") == "Failed" else "Fail") if kind == "video" else "Failed"
-    last = {"fail": failed, "expired": "Expired", "never": None, "unknown_status": None}.get(
-        scenario.get("outcome", "success"), "Success")
-    stages = [word(s) for s in running]
-    if scenario.get("outcome") == "unknown_status":
-        return [*stages, "Rendering", word("Success")]
-    return stages + ([word(last)] if last else [])
+    """The statuses a task reports, poll after poll, in the spelling the scenario asks for."""
+    spelling = scenario.get("status_spelling")
+    if kind == "video":
+        running, failed = ["Preparing", "Queueing", "Processing"], "Failed" if spelling == "Failed" else "Fail"
+        word = str
+    else:
+        running, failed = ["Processing"], "Failed"
+        word = str if spelling in ("Capitalized", "Capitalised", "Failed") else str.lower
+    outcome = scenario.get("outcome", "success")
+    ending = {"success": ["Success"], "fail": [failed], "expired": ["Expired"], "never": [],
+              "unknown_status": ["Rendering", "Success"]}[outcome]
+    return [word(s) for s in running + ending]
 
 
 def _create(kind: str, body: dict[str, Any], state: EmulatorState) -> web.Response:

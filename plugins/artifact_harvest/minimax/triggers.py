@@ -6,6 +6,7 @@ the base class's default (do nothing remote) is the honest behaviour.
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import Any
 
 from artifact_harvest.core.polling import PollingTrigger, PollResult
@@ -26,8 +27,12 @@ class MiniMaxTaskTrigger(PollingTrigger):
     def poll_kwargs(self) -> dict[str, Any]:
         return {"task_id": self.task_id, "kind": self.kind, "conn_id": self.conn_id}
 
+    @cached_property
+    def hook(self) -> MiniMaxHook:
+        return MiniMaxHook(self.conn_id)
+
     async def poll(self) -> PollResult:
-        return judge_task(self.kind, await MiniMaxHook(self.conn_id).aquery_task(self.kind, self.task_id))
+        return judge_task(self.kind, await self.hook.aquery_task(self.kind, self.task_id))
 
     def describe(self) -> str:
         return f"MiniMax {self.kind} task {self.task_id}"
@@ -44,8 +49,12 @@ class MiniMaxFileReadyTrigger(PollingTrigger):
     def poll_kwargs(self) -> dict[str, Any]:
         return {"file_id": self.file_id, "conn_id": self.conn_id}
 
+    @cached_property
+    def hook(self) -> MiniMaxHook:
+        return MiniMaxHook(self.conn_id)
+
     async def poll(self) -> PollResult:
-        return judge_file(await MiniMaxHook(self.conn_id).aretrieve_file(self.file_id))
+        return judge_file(await self.hook.aretrieve_file(self.file_id))
 
     def describe(self) -> str:
         return f"MiniMax file {self.file_id}"
