@@ -153,7 +153,8 @@ class MiniMaxHook(ProviderHook):
         if code == 0 and resp.status == 200:
             return answer
         message = str(base.get("status_msg") or "no message")
-        kwargs = dict(code=code, request_id=answer.get("trace_id") or resp.request_id)
+        trace_id = answer.get("trace_id") or resp.headers.get("Trace-Id")
+        kwargs = dict(code=code, request_id=trace_id or resp.request_id)
         if code in RATE_LIMIT_CODES:
             raise TransientProviderError(PROVIDER, _explain(RATE_LIMIT_CODES[code], message),
                                          retry_after=resp.retry_after, **kwargs)
@@ -167,7 +168,7 @@ class MiniMaxHook(ProviderHook):
         raise ProviderError(PROVIDER, message, **kwargs)
 
     def _send(self, call: _Call) -> Any:
-        client = self.client
+        client = self.client  # first: building the client reads group_id for _query
         return call.finish(client.call(call.method, call.path, params=self._query(call), json=call.body))
 
     async def _asend(self, call: _Call) -> Any:
