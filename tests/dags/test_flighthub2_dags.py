@@ -83,7 +83,7 @@ class StateStore:
         self.values[key] = value
 
 
-def test_reconstruct_model_end_to_end(sandbox, archive_root):
+def test_reconstruct_model_end_to_end(sandbox, archive_root, capfd):
     conf = {"photos": str(PHOTOS), "model_types": ["2d", "3d"], "parameters": {"3d": {"quality": "high"}},
             "resource_name": "survey", "delete_resource_when_done": True, **FAST}
     run = load("flighthub2_reconstruct_model").test(run_conf=conf)
@@ -101,6 +101,9 @@ def test_reconstruct_model_end_to_end(sandbox, archive_root):
     assert len(sandbox.control.requests("reconstruction/start")) == 1
     resource = FlightHub2Hook().resource(job["data"]["resource_uuid"])
     assert resource["status"] == 3  # deleted when done
+    output = "".join(capfd.readouterr())
+    assert "upload_photos" in output  # the run's task logs were captured
+    assert FLIGHTHUB2_TOKEN not in output and "Signature=" not in output  # no key, no signed URL in any log
 
 
 def test_reconstruct_model_failure_archives_nothing(sandbox, archive_root):

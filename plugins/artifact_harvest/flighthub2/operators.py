@@ -17,7 +17,6 @@ from artifact_harvest.core.errors import InvalidParameterError, TransientProvide
 from artifact_harvest.core.idempotency import remember, remembered, submit_once
 from artifact_harvest.core.operators import DownloadAndArchiveOperator
 from artifact_harvest.flighthub2.hook import FlightHub2Hook
-from artifact_harvest.flighthub2.status import MODEL_TYPES
 from artifact_harvest.flighthub2.upload import PhotoUploader, UploadTarget, list_photos
 
 PROVIDER = "flighthub2"
@@ -115,7 +114,7 @@ class FlightHub2StartReconstructionOperator(_FlightHub2Operator):
             context, STARTED_STATE,
             lambda: self.hook.start_reconstruction(self.resource_uuid, parameters, self.delete_resource_if_finish),
         )
-        return [{"model_type": t, "model_uuid": started[t]} for t in types if t in MODEL_TYPES]
+        return [{"model_type": t, "model_uuid": started[t]} for t in types]
 
 
 class FlightHub2DownloadModelOperator(DownloadAndArchiveOperator):
