@@ -149,4 +149,5 @@ def test_sensor_defers_with_a_task_trigger_and_judges_its_event(emu):
 def test_file_sensor_returns_summary_without_url(emu):
     sensor = MiniMaxFileReadySensor(task_id="ready", file_id=str(SEED_VIDEO_FILE_ID), deferrable=False)
     done = sensor.poke({})
-    assert done.xcom_value == {"file_id": SEED_VIDEO_FILE_ID, "bytes": DEFAULT_VIDEO_SIZE, "filename": "output_aigc.mp4"}
+    assert done.xcom_value == {
+        "file_id": SEED_VIDEO_FILE_ID, "bytes": DEFAULT_VIDEO_SIZE, "filename": "output_aigc.mp4"}

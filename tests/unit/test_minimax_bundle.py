@@ -39,7 +39,8 @@ def test_zip_bundles_and_plain_files(tmp_path):
     with zipfile.ZipFile(path, "w") as archive:
         archive.writestr("out/a.wav", b"abc")
         archive.writestr("out/a.titles", b"[]")
-    assert [(m["name"], m["kind"]) for m in bundle_members(path)] == [("out/a.wav", "audio"), ("out/a.titles", "subtitles")]
+    listed = [(m["name"], m["kind"]) for m in bundle_members(path)]
+    assert listed == [("out/a.wav", "audio"), ("out/a.titles", "subtitles")]
     plain = tmp_path / "v.mp4"
     plain.write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(600))
     assert bundle_members(plain) is None

@@ -32,7 +32,9 @@ VIDEO_MODELS = (
     "I2V-01-live",
     "S2V-01",
 )
-SPEECH_MODELS = ("speech-2.8-hd", "speech-2.8-turbo", "speech-2.6-hd", "speech-2.6-turbo", "speech-02-hd", "speech-02-turbo")
+# API-FACTS documents speech-2.8-hd; the others are MiniMax's published speech model family
+SPEECH_MODELS = ("speech-2.8-hd", "speech-2.8-turbo", "speech-2.6-hd", "speech-2.6-turbo", "speech-02-hd",
+                 "speech-02-turbo")
 OUTPUT_PURPOSES = ("video_generation", "t2a_async")
 
 RATE_LIMIT_CODES = {1002: "rate limit", 1039: "token limit (TPM)", 2045: "rate growth limit"}
