@@ -11,7 +11,7 @@ import requests
 
 from artifact_harvest.qianfan.hook import QianfanHook
 from harvest_emulator.credentials import QIANFAN_AK, QIANFAN_SK
-from harvest_emulator.qianfan import SEEDED_EXPORT_ID, SEEDED_MODEL_ID
+from harvest_emulator.qianfan import DEMO_RUNS, SEEDED_EXPORT_ID, SEEDED_MODEL_ID
 
 DAG_FILE = Path(__file__).resolve().parents[2] / "dags" / "qianfan_export_model.py"
 FAST = {"poll_interval": 0.05, "timeout": 30}
@@ -90,3 +90,24 @@ def test_wrong_md5_is_never_archived(sandbox, dag, archive_root, monkeypatch):
     assert run.state == "failed"
     assert states(run)["wait_for_export"] == "success" and states(run)["download_and_archive"] == "failed"
     assert not any(archive_root.rglob("*"))
+
+
+@pytest.mark.parametrize(("dag_id", "conf"), DEMO_RUNS, ids=[conf["model_version_id"] for _, conf in DEMO_RUNS])
+def test_demo_runs_succeed_on_a_wall_clock(sandbox, dag, archive_root, dag_id, conf):
+    """As in make demo: stages advance with time (here 0.2 s), not with polls."""
+    sandbox.control.configure(polls_per_stage=0, stage_seconds=0.2)
+    assert dag_id == dag.dag_id
+    run = dag.test(run_conf={**conf, "poll_interval": 0.1})
+    assert run.state == "success", states(run)
+    [manifest] = [json.loads(p.read_text()) for p in archive_root.rglob("manifest.json")]
+    assert manifest["source"]["modelId"] == conf["model_version_id"]
+
+
+@pytest.mark.parametrize("bad", ["amv-", "AMV-abc", "amve-abc", "amv-abc/../x", "model-1"])
+def test_model_version_id_is_validated_before_the_run(dag, bad):
+    from airflow.sdk.exceptions import ParamValidationError
+
+    param = dag.params.get_param("model_version_id")
+    assert param.resolve("amv-g73j3faikzpz") == "amv-g73j3faikzpz"
+    with pytest.raises(ParamValidationError):
+        param.resolve(bad)

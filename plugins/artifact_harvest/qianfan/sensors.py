@@ -60,7 +60,7 @@ class QianfanModelExportSensor(PollingSensor):
         """One Describe; the vanish watch lives in the task state store so reschedule mode keeps it too."""
         export_id = self.export_id or None
         record = QianfanHook(self.conn_id).describe_export(self.model_id)
-        stored = remembered(context, _WATCH_KEY, {"expect_record": export_id is not None})
+        stored = remembered(context, _WATCH_KEY) or dataclasses.asdict(VanishWatch(expect_record=export_id is not None))
         watch = VanishWatch(**stored)
         missing_for = watch.missing_for(record, export_id, time.time())
         if (current := dataclasses.asdict(watch)) != stored:
