@@ -86,7 +86,7 @@ def _auth_error(request: web.Request) -> web.Response | None:
         return _error(400, "InvalidHTTPAuthHeader", "The Authorization header is missing or malformed")
     ak, stamp, expiration, signed, signature = match.groups()
     if ak not in KEYS:
-        return _error(403, "InvalidAccessKeyId", f"The access key id {ak} does not exist")
+        return _error(403, "InvalidAccessKeyId", "The access key id does not exist")
     try:
         timestamp = calendar.timegm(time.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ"))
     except ValueError:

@@ -83,7 +83,7 @@ def test_unknown_access_key(emu, monkeypatch):
     with pytest.raises(FatalProviderError) as info:
         hook.create_export("amv-x1")
     assert (info.value.code, info.value.http_status) == ("InvalidAccessKeyId", 403)
-    assert "AK/SK" in str(info.value) and QIANFAN_SK not in str(info.value)
+    assert "AK/SK" in str(info.value) and "QfUnknownAccessKey" not in str(info.value)
 
 
 def test_missing_policy_names_the_iam_policies(emu, monkeypatch):
