@@ -11,7 +11,7 @@ from artifact_harvest.core.errors import FatalProviderError, InvalidParameterErr
 from artifact_harvest.core.idempotency import submit_once
 from artifact_harvest.core.operators import DownloadAndArchiveOperator
 from artifact_harvest.qianfan.hook import QianfanHook
-from artifact_harvest.qianfan.status import PROVIDER, ExportState
+from artifact_harvest.qianfan.status import PROVIDER, RUNNING_STATES, ExportState
 
 EXPORT_ID_KEY = "qianfan_export_id"
 
@@ -57,7 +57,7 @@ class QianfanCreateModelExportOperator(BaseOperator):
 
         def submit() -> str:
             current = hook.describe_export(self.model_id)
-            if current.has_record and current.state is ExportState.DOING:
+            if current.has_record and current.state in RUNNING_STATES:
                 self.log.info("attaching to export %s of %s, which is running", current.export_id, self.model_id)
                 return current.export_id
             if current.has_record and current.state is ExportState.DONE and not force:

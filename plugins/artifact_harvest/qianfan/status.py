@@ -35,7 +35,6 @@ class ExportState(str, Enum):
 
 RUNNING_STATES = frozenset({ExportState.DOING})
 FAILED_STATES = frozenset({ExportState.FAIL})
-TERMINAL_STATES = frozenset({ExportState.DONE, ExportState.FAIL})
 
 
 @dataclass(frozen=True)
