@@ -161,6 +161,12 @@ def test_download_model_by_model_uuid(sandbox, archive_root):
     assert archived(archive_root, model_uuid)["sha256"] == remote_sha256(job["data"]["blob_id"])
 
 
+def test_download_model_needs_an_id(sandbox, archive_root):
+    run = load("flighthub2_download_model").test(run_conf=FAST)
+    assert run.state == "failed" and states(run)["choose[-1]"] == "failed"
+    assert sandbox.control.requests("/openapi/") == []
+
+
 def test_download_model_zip_failure(sandbox, archive_root):
     sandbox.control.push_scenario("flighthub2", outcome="zip_failed", error_code=30999)
     hook = FlightHub2Hook()

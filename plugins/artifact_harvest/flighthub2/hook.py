@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, ClassVar
 
 from artifact_harvest.core.errors import (
@@ -266,3 +267,14 @@ class FlightHub2Hook(ProviderHook):
 
     async def adownload_url(self, file_id: str) -> dict[str, Any]:
         return await self._arun(self._download_url(file_id)) or {}
+
+
+class FlightHub2HookMixin:
+    """For operators and sensors: the hook for their ``flighthub2_conn_id`` and ``api_version``, built once."""
+
+    flighthub2_conn_id: str
+    api_version: str
+
+    @cached_property
+    def hook(self) -> FlightHub2Hook:
+        return FlightHub2Hook(self.flighthub2_conn_id, api_version=self.api_version)

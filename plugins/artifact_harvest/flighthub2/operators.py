@@ -5,7 +5,6 @@ from __future__ import annotations
 import posixpath
 from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
-from functools import cached_property
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -16,7 +15,7 @@ from artifact_harvest.core.download import RemoteFile
 from artifact_harvest.core.errors import InvalidParameterError, TransientProviderError
 from artifact_harvest.core.idempotency import remember, remembered, submit_once
 from artifact_harvest.core.operators import DownloadAndArchiveOperator
-from artifact_harvest.flighthub2.hook import FlightHub2Hook
+from artifact_harvest.flighthub2.hook import FlightHub2Hook, FlightHub2HookMixin
 from artifact_harvest.flighthub2.upload import PhotoUploader, UploadTarget, list_photos
 
 PROVIDER = "flighthub2"
@@ -24,16 +23,12 @@ UPLOAD_STATE = "flighthub2_upload"
 STARTED_STATE = "flighthub2_started_models"
 
 
-class _FlightHub2Operator(BaseOperator):
+class _FlightHub2Operator(FlightHub2HookMixin, BaseOperator):
     def __init__(self, *, flighthub2_conn_id: str = FlightHub2Hook.default_conn_name, api_version: str = "v0.1",
                  **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.flighthub2_conn_id = flighthub2_conn_id
         self.api_version = api_version
-
-    @cached_property
-    def hook(self) -> FlightHub2Hook:
-        return FlightHub2Hook(self.flighthub2_conn_id, api_version=self.api_version)
 
 
 class FlightHub2UploadPhotosOperator(_FlightHub2Operator):
@@ -46,17 +41,21 @@ class FlightHub2UploadPhotosOperator(_FlightHub2Operator):
     :param resource_uuid: an already uploaded resource; when set nothing is uploaded (templated).
     :param resource_name: display name of the resource (templated).
     :param max_workers: parallel uploads.
+    :param checkpoint_every: save the uploaded ETags every this many files (and when the upload ends or
+        fails); a crashed worker re-sends at most this many.
     """
 
     template_fields: Sequence[str] = ("photos", "resource_uuid", "resource_name")
 
     def __init__(self, *, photos: str | None = None, resource_uuid: str | None = None,
-                 resource_name: str | None = None, max_workers: int = 8, **kwargs: Any) -> None:
+                 resource_name: str | None = None, max_workers: int = 8, checkpoint_every: int = 50,
+                 **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.photos = photos
         self.resource_uuid = resource_uuid
         self.resource_name = resource_name
         self.max_workers = max_workers
+        self.checkpoint_every = checkpoint_every
 
     def execute(self, context: Context) -> str:
         if self.resource_uuid:
@@ -70,13 +69,20 @@ class FlightHub2UploadPhotosOperator(_FlightHub2Operator):
         target = UploadTarget(**saved["target"]) if saved.get("target") else UploadTarget.from_credential(credential)
         etags: dict[str, str] = dict(saved.get("etags") or {})
 
-        def keep(name: str, etag: str) -> None:
-            etags[name] = etag
+        def save() -> None:
             remember(context, UPLOAD_STATE, {"target": target.to_dict(), "etags": etags})
 
-        remember(context, UPLOAD_STATE, {"target": target.to_dict(), "etags": etags})
+        def keep(name: str, etag: str) -> None:
+            etags[name] = etag
+            if len(etags) % self.checkpoint_every == 0:
+                save()
+
+        save()
         uploader = PhotoUploader(target, credential, self.hook.obtain_upload_credential, max_workers=self.max_workers)
-        uploader.upload(files, etags, keep)
+        try:
+            uploader.upload(files, etags, keep)
+        finally:
+            save()  # what succeeded survives a failure: the retry sends only the rest
         names = {f.name for f in files}
         count = self.hook.upload_callback(
             target.resource_uuid, target.callback_param,
@@ -117,7 +123,7 @@ class FlightHub2StartReconstructionOperator(_FlightHub2Operator):
         return [{"model_type": t, "model_uuid": started[t]} for t in types]
 
 
-class FlightHub2DownloadModelOperator(DownloadAndArchiveOperator):
+class FlightHub2DownloadModelOperator(FlightHub2HookMixin, DownloadAndArchiveOperator):
     """Download a model file through a fresh ``model/download-url/{file_id}`` URL and archive it.
 
     :param file_id: the model file id (templated): a model-management model ``id``, or an open model's
@@ -133,10 +139,6 @@ class FlightHub2DownloadModelOperator(DownloadAndArchiveOperator):
         self.file_id = file_id
         self.flighthub2_conn_id = flighthub2_conn_id
         self.api_version = api_version
-
-    @cached_property
-    def hook(self) -> FlightHub2Hook:
-        return FlightHub2Hook(self.flighthub2_conn_id, api_version=self.api_version)
 
     def remote_file(self, context: Context) -> RemoteFile:
         url = self.hook.download_url(str(self.file_id)).get("url")

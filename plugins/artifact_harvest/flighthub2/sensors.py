@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from functools import cached_property
 from typing import Any
 
 from airflow.sdk import Context
 
 from artifact_harvest.core.polling import PollResult
 from artifact_harvest.core.sensors import PollingSensor
-from artifact_harvest.flighthub2.hook import FlightHub2Hook
+from artifact_harvest.flighthub2.hook import FlightHub2Hook, FlightHub2HookMixin
 from artifact_harvest.flighthub2.status import judge_download_url, judge_open_model
 from artifact_harvest.flighthub2.triggers import FlightHub2DownloadUrlTrigger, FlightHub2ModelReadyTrigger
 
 
-class _FlightHub2Sensor(PollingSensor):
+class _FlightHub2Sensor(FlightHub2HookMixin, PollingSensor):
     """``poll_interval`` / ``wait_timeout`` are templated overrides of ``poke_interval`` / ``timeout``, so a
     DAG param can set them (Airflow validates ``poke_interval`` and ``timeout`` as numbers at parse time)."""
 
@@ -36,10 +35,6 @@ class _FlightHub2Sensor(PollingSensor):
         if self.wait_timeout not in (None, ""):
             self.timeout = float(self.wait_timeout)
         return super().execute(context)
-
-    @cached_property
-    def hook(self) -> FlightHub2Hook:
-        return FlightHub2Hook(self.flighthub2_conn_id, api_version=self.api_version)
 
     def _trigger_kwargs(self, end_time: float) -> dict[str, Any]:
         return {"conn_id": self.flighthub2_conn_id, "api_version": self.api_version, "end_time": end_time,
