@@ -16,6 +16,7 @@ from datetime import datetime, timezone
 from airflow.sdk import DAG, Param, task
 
 from artifact_harvest.core.dag_defaults import PIPELINE_TAG, default_args, tags
+from artifact_harvest.core.errors import InvalidParameterError
 from artifact_harvest.flighthub2.operators import FlightHub2DownloadModelOperator
 from artifact_harvest.flighthub2.sensors import FlightHub2DownloadUrlSensor, FlightHub2ModelReadySensor
 
@@ -49,7 +50,7 @@ with DAG(
             return "wait_for_model"
         if params.get("file_id"):
             return "wait_for_download_url"
-        raise ValueError("give model_uuid or file_id")
+        raise InvalidParameterError("flighthub2", "model_uuid", "give model_uuid or file_id")
 
     ready = FlightHub2ModelReadySensor(task_id="wait_for_model", model_uuid="{{ params.model_uuid }}", **wait_args)
     url_ready = FlightHub2DownloadUrlSensor(
