@@ -37,9 +37,7 @@ with DAG(
                                description="Seconds between download-URL polls while a model is compressed."),
     },
 ) as dag:
-    models = FlightHub2ListModelsOperator(
-        task_id="list_new_models", created_from="{{ data_interval_start }}", created_to="{{ data_interval_end }}"
-    )
+    models = FlightHub2ListModelsOperator(task_id="list_new_models")  # the run's data interval
     url_ready = FlightHub2DownloadUrlSensor.partial(
         task_id="wait_for_download_url", poll_interval="{{ params.poll_interval }}", wait_timeout=24 * 3600
     ).expand(file_id=models.output.map(_file_id))

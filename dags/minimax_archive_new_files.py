@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from airflow.sdk import DAG, CronTriggerTimetable, task
+from airflow.sdk import DAG, CronTriggerTimetable, get_current_context, task
 
 from artifact_harvest.core.dag_defaults import PIPELINE_TAG, default_args, tags
+from artifact_harvest.core.intervals import run_interval
 from artifact_harvest.minimax.operators import MiniMaxDownloadOperator, unarchived_files_between
 
 with DAG(
@@ -29,10 +30,8 @@ nothing twice. A manual run (with or without a logical date) covers the hour bef
 ) as dag:
 
     @task
-    def find_new_files(data_interval_start=None, data_interval_end=None, dag_run=None) -> list[dict]:
-        # a run triggered without a logical date has no data interval: sweep the hour before it
-        end = data_interval_end or dag_run.run_after
-        return unarchived_files_between(data_interval_start or end - timedelta(hours=1), end)
+    def find_new_files() -> list[dict]:
+        return unarchived_files_between(*run_interval(get_current_context(), fallback=timedelta(hours=1)))
 
     MiniMaxDownloadOperator.partial(
         task_id="download_and_archive", map_index_template="file {{ task.artifact_key }}"

@@ -19,7 +19,7 @@ async def events(trigger) -> list[dict]:
 
 
 def task_trigger(task_id: str, kind: str = "video", deadline: float = 10) -> MiniMaxTaskTrigger:
-    return MiniMaxTaskTrigger(task_id=task_id, kind=kind, end_time=time.time() + deadline, poll_interval=0.05,
+    return MiniMaxTaskTrigger(minimax_task_id=task_id, kind=kind, end_time=time.time() + deadline, poll_interval=0.05,
                               max_transient_errors=2)
 
 
@@ -73,7 +73,7 @@ async def test_transient_codes_are_tolerated_then_bounded(emu):
     task_id = create(emu)
     emu.control.add_fault(route="/v1/query/video_generation", kind="envelope",
                           body={"base_resp": {"status_code": 1033, "status_msg": "system error"}}, times=-1)
-    [event] = await events(MiniMaxTaskTrigger(task_id=task_id, end_time=time.time() + 30, poll_interval=0.01,
+    [event] = await events(MiniMaxTaskTrigger(minimax_task_id=task_id, end_time=time.time() + 30, poll_interval=0.01,
                                               max_transient_errors=1))
     assert event["status"] == "error" and event["retryable"] is True and event["code"] == 1033
 
@@ -98,7 +98,7 @@ async def test_file_ready_trigger_waits_for_the_url(emu):
 
 
 @pytest.mark.parametrize("trigger", [
-    MiniMaxTaskTrigger(task_id="12", kind="speech", conn_id="c", end_time=5.0, poll_interval=2.0),
+    MiniMaxTaskTrigger(minimax_task_id="12", kind="speech", conn_id="c", end_time=5.0, poll_interval=2.0),
     MiniMaxFileReadyTrigger(file_id=34, conn_id="c", end_time=5.0, poll_interval=2.0, max_transient_errors=3),
 ])
 def test_serialize_round_trip(trigger):
@@ -139,7 +139,7 @@ def test_sensor_defers_with_a_task_trigger_and_judges_its_event(emu):
     with pytest.raises(TaskDeferred) as info:
         sensor.execute({})
     trigger = info.value.trigger
-    assert isinstance(trigger, MiniMaxTaskTrigger) and trigger.task_id == task_id and trigger.poll_interval == 0.05
+    assert isinstance(trigger, MiniMaxTaskTrigger) and trigger.minimax_task_id == task_id and trigger.poll_interval == 0.05
     assert sensor.execute_complete({}, {"status": "success", "message": "", "task_id": task_id, "file_id": 5}) == {
         "task_id": task_id, "file_id": 5}
     with pytest.raises(AirflowFailException):

@@ -14,6 +14,7 @@ from airflow.sdk.exceptions import AirflowSkipException
 from artifact_harvest.core.download import RemoteFile
 from artifact_harvest.core.errors import InvalidParameterError, TransientProviderError
 from artifact_harvest.core.idempotency import remember, remembered, submit_once
+from artifact_harvest.core.intervals import run_interval
 from artifact_harvest.core.operators import DownloadAndArchiveOperator
 from artifact_harvest.flighthub2.hook import FlightHub2Hook, FlightHub2HookMixin
 from artifact_harvest.flighthub2.upload import PhotoUploader, UploadTarget, list_photos
@@ -154,13 +155,13 @@ class FlightHub2ListModelsOperator(_FlightHub2Operator):
     Returns kwargs for mapping the download: ``[{file_id, artifact_key, source}, …]``. Keyed on the run's data
     interval, so a backfill archives exactly its days and a re-run archives nothing twice.
 
-    :param created_from: interval start (templated, ISO date-time).
+    :param created_from: interval start (templated, ISO date-time); default: the run's data interval.
     :param created_to: interval end, exclusive (templated, ISO date-time).
     """
 
     template_fields: Sequence[str] = ("created_from", "created_to")
 
-    def __init__(self, *, created_from: str, created_to: str, **kwargs: Any) -> None:
+    def __init__(self, *, created_from: str | None = None, created_to: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.created_from = created_from
         self.created_to = created_to
@@ -186,13 +187,13 @@ class FlightHub2ListModelsOperator(_FlightHub2Operator):
         return todo
 
     def _interval(self, context: Context) -> tuple[float, float]:
-        """The templated interval; a run triggered without a logical date has none: then the day before it."""
+        """The given bounds, else the run's data interval (see ``core.intervals``)."""
         bounds = [str(v) for v in (self.created_from, self.created_to) if v not in (None, "", "None")]
         if len(bounds) == 2:
             start, end = (datetime.fromisoformat(b).timestamp() for b in bounds)
             return start, end
-        end = context["dag_run"].run_after.timestamp()
-        return end - timedelta(days=1).total_seconds(), end
+        start_dt, end_dt = run_interval(context, timedelta(days=1))
+        return start_dt.timestamp(), end_dt.timestamp()
 
 
 class FlightHub2DeleteResourceOperator(_FlightHub2Operator):

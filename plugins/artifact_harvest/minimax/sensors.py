@@ -49,7 +49,7 @@ class MiniMaxTaskSensor(_MiniMaxSensor):
         return judge_task(self.kind, MiniMaxHook(self.conn_id).query_task(self.kind, str(self.minimax_task_id)))
 
     def build_trigger(self, end_time: float) -> PollingTrigger:
-        return MiniMaxTaskTrigger(task_id=str(self.minimax_task_id), kind=self.kind, conn_id=self.conn_id,
+        return MiniMaxTaskTrigger(minimax_task_id=str(self.minimax_task_id), kind=self.kind, conn_id=self.conn_id,
                                   end_time=end_time, poll_interval=self.poke_interval,
                                   max_transient_errors=self.max_transient_errors)
 

@@ -17,25 +17,26 @@ from artifact_harvest.minimax.status import TaskKind, judge_file, judge_task
 class MiniMaxTaskTrigger(PollingTrigger):
     """Polls a video or speech task until success (event carries ``task_id`` and ``file_id``) or failure."""
 
-    def __init__(self, *, task_id: str, kind: str = TaskKind.VIDEO.value, conn_id: str = "minimax_default",
+    def __init__(self, *, minimax_task_id: str, kind: str = TaskKind.VIDEO.value, conn_id: str = "minimax_default",
                  **polling: Any) -> None:
         super().__init__(**polling)
-        self.task_id = str(task_id)
+        # not ``task_id``: the triggerer sets that attribute to the Airflow task's id
+        self.minimax_task_id = str(minimax_task_id)
         self.kind = TaskKind(kind).value
         self.conn_id = conn_id
 
     def poll_kwargs(self) -> dict[str, Any]:
-        return {"task_id": self.task_id, "kind": self.kind, "conn_id": self.conn_id}
+        return {"minimax_task_id": self.minimax_task_id, "kind": self.kind, "conn_id": self.conn_id}
 
     @cached_property
     def hook(self) -> MiniMaxHook:
         return MiniMaxHook(self.conn_id)
 
     async def poll(self) -> PollResult:
-        return judge_task(self.kind, await self.hook.aquery_task(self.kind, self.task_id))
+        return judge_task(self.kind, await self.hook.aquery_task(self.kind, self.minimax_task_id))
 
     def describe(self) -> str:
-        return f"MiniMax {self.kind} task {self.task_id}"
+        return f"MiniMax {self.kind} task {self.minimax_task_id}"
 
 
 class MiniMaxFileReadyTrigger(PollingTrigger):
