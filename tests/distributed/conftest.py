@@ -9,6 +9,7 @@ which turns the skip into a failure.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -19,9 +20,10 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -31,7 +33,6 @@ from scripts.airflow_api import AirflowApi  # noqa: E402
 
 PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
 REDIS = ("127.0.0.1", 6379)
-PROBE_DAGS = Path(__file__).with_name("dag_files")
 COMPONENTS = ("scheduler", "dag-processor", "triggerer", "api-server")
 
 
@@ -44,18 +45,6 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
 
 
 _FAILED = pytest.StashKey[list]()
-
-
-def wait_until(what: str, predicate: Callable[[], object], timeout: float, interval: float = 0.2) -> object:
-    """Poll ``predicate`` until it returns something truthy; fail with ``what`` at the deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
 
 
 def _services_problem() -> str | None:
@@ -135,17 +124,30 @@ class Stack:
         return self.procs[name]
 
     def kill(self, name: str, sig: signal.Signals = signal.SIGKILL) -> None:
-        """Signal the whole process group (the component and every child it forked) and reap it."""
+        """Signal the component's process group and every descendant, then reap them all.
+
+        Descendants count because some leave the group: the task supervisor runs each task in its own
+        session, so a task would outlive its killed worker, unlike in a container that dies as a whole.
+        """
         proc = self.procs.pop(name)
         try:
+            descendants = psutil.Process(proc.pid).children(recursive=True)
+        except psutil.NoSuchProcess:
+            descendants = []
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            pass
+        for child in descendants:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                child.send_signal(sig)
         try:
             proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=30)
+        _, alive = psutil.wait_procs(descendants, timeout=30)
+        for child in alive:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                child.kill()
 
     def stop_all(self) -> None:
         for name in list(self.procs):
@@ -176,11 +178,8 @@ def stack(request: pytest.FixtureRequest, emulator) -> Iterator[Stack]:
     workdir = Path(tempfile.mkdtemp(prefix="artifact-harvest-distributed-"))
     database = f"artifact_harvest_{secrets.token_hex(4)}"
     redis_db = 1 + secrets.randbelow(15)
-    home, dags = workdir / "airflow", workdir / "dags"
+    home = workdir / "airflow"
     home.mkdir()
-    shutil.copytree(ROOT / "dags", dags, ignore=shutil.ignore_patterns("__pycache__"))
-    for probe in PROBE_DAGS.glob("*.py"):  # the test's own DAGs, next to the pipelines
-        shutil.copy(probe, dags / probe.name)
     for name in ("archive", "staging"):
         (workdir / name).mkdir()
     # a known login for the REST API, as a real user would have (SimpleAuthManager reads it at start)
@@ -191,7 +190,7 @@ def stack(request: pytest.FixtureRequest, emulator) -> Iterator[Stack]:
         **{k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "PYTEST"))},
         **connection_env(emulator.url),
         "AIRFLOW_HOME": str(home),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
