@@ -181,7 +181,9 @@ def print_table(archive: Path, durations: dict[str, float]) -> None:
         m = json.loads(manifest_path.read_text())
         rows.append((
             m["provider"], str(m["artifact_key"]), f"{m['size_bytes']:,}", m["sha256"][:16] + "…",
-            str(manifest_path.parent.relative_to(archive) / m["filename"]), f"{durations.get(m['run_id'], 0.0):.1f}",
+            str(manifest_path.parent.relative_to(archive) / m["filename"]),
+            # unpausing a scheduled sweep also starts its latest scheduled run, which may archive first
+            f"{durations[m['run_id']]:.1f}" if m["run_id"] in durations else "scheduled run",
         ))
     header = ("provider", "id", "size", "sha256", "path", "seconds")
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
