@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -21,9 +22,16 @@ class PollingSensor(BaseSensorOperator):
     """Wait for a remote job; deferrable by default.
 
     Subclasses implement :meth:`check` (one sync look through the hook, judged by the provider's
-    ``status`` module) and :meth:`build_trigger` (the async twin). The result's payload is the task's
-    return value (XCom): small JSON, never a URL.
+    ``status`` module) and :meth:`build_trigger` (the async twin; :meth:`trigger_timing` gives its deadline
+    and cadence kwargs). The result's payload is the task's return value (XCom): small JSON, never a URL.
+
+    :param poll_interval: templated override of ``poke_interval`` (e.g. ``"{{ params.poll_interval }}"``):
+        Airflow checks ``poke_interval`` and ``timeout`` as numbers when the DAG is parsed, so a DAG param
+        can only reach them through these two.
+    :param wait_timeout: templated override of ``timeout``, in seconds.
     """
+
+    template_fields: Sequence[str] = ("poll_interval", "wait_timeout")
 
     def __init__(
         self,
@@ -32,11 +40,29 @@ class PollingSensor(BaseSensorOperator):
         max_transient_errors: int = 5,
         poke_interval: float = 60,
         timeout: float = 7 * 24 * 3600,
+        poll_interval: float | str | None = None,
+        wait_timeout: float | str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(poke_interval=poke_interval, timeout=timeout, **kwargs)
         self.deferrable = deferrable
         self.max_transient_errors = max_transient_errors
+        self.poll_interval = poll_interval
+        self.wait_timeout = wait_timeout
+
+    def _apply_templated_timing(self) -> None:
+        if self.poll_interval not in (None, ""):
+            self.poke_interval = float(self.poll_interval)
+        if self.wait_timeout not in (None, ""):
+            self.timeout = float(self.wait_timeout)
+
+    def trigger_timing(self, end_time: float) -> dict[str, Any]:
+        """The :class:`PollingTrigger` kwargs every sensor passes the same way."""
+        return {
+            "end_time": end_time,
+            "poll_interval": float(self.poke_interval),
+            "max_transient_errors": self.max_transient_errors,
+        }
 
     def check(self, context: Context) -> PollResult:
         raise NotImplementedError
@@ -61,6 +87,7 @@ class PollingSensor(BaseSensorOperator):
 
     # -- deferrable ----------------------------------------------------------------------------------
     def execute(self, context: Context) -> Any:
+        self._apply_templated_timing()
         if not self.deferrable:
             return super().execute(context)
         try:

@@ -15,30 +15,15 @@ from artifact_harvest.flighthub2.triggers import FlightHub2DownloadUrlTrigger, F
 
 
 class _FlightHub2Sensor(FlightHub2HookMixin, PollingSensor):
-    """``poll_interval`` / ``wait_timeout`` are templated overrides of ``poke_interval`` / ``timeout``, so a
-    DAG param can set them (Airflow validates ``poke_interval`` and ``timeout`` as numbers at parse time)."""
-
-    template_fields: Sequence[str] = ("poll_interval", "wait_timeout")
-
     def __init__(self, *, flighthub2_conn_id: str = FlightHub2Hook.default_conn_name, api_version: str = "v0.1",
-                 poll_interval: float | str | None = None, wait_timeout: float | str | None = None,
                  **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.flighthub2_conn_id = flighthub2_conn_id
         self.api_version = api_version
-        self.poll_interval = poll_interval
-        self.wait_timeout = wait_timeout
-
-    def execute(self, context: Context) -> Any:
-        if self.poll_interval not in (None, ""):
-            self.poke_interval = float(self.poll_interval)
-        if self.wait_timeout not in (None, ""):
-            self.timeout = float(self.wait_timeout)
-        return super().execute(context)
 
     def _trigger_kwargs(self, end_time: float) -> dict[str, Any]:
-        return {"conn_id": self.flighthub2_conn_id, "api_version": self.api_version, "end_time": end_time,
-                "poll_interval": self.poke_interval, "max_transient_errors": self.max_transient_errors}
+        return {"conn_id": self.flighthub2_conn_id, "api_version": self.api_version,
+                **self.trigger_timing(end_time)}
 
 
 class FlightHub2ModelReadySensor(_FlightHub2Sensor):
@@ -53,7 +38,7 @@ class FlightHub2ModelReadySensor(_FlightHub2Sensor):
     :param stop_on_kill: stop the reconstruction when a user kills or clears the deferred task.
     """
 
-    template_fields: Sequence[str] = (*_FlightHub2Sensor.template_fields, "model_uuid")
+    template_fields: Sequence[str] = (*PollingSensor.template_fields, "model_uuid")
 
     def __init__(self, *, model_uuid: str, file_id_field: str = "zip_file_key", stop_on_kill: bool = True,
                  **kwargs: Any) -> None:
@@ -87,7 +72,7 @@ class FlightHub2DownloadUrlSensor(_FlightHub2Sensor):
         the ``zip_file_key`` (an assumption: see ``FlightHub2ModelReadySensor``).
     """
 
-    template_fields: Sequence[str] = (*_FlightHub2Sensor.template_fields, "file_id")
+    template_fields: Sequence[str] = (*PollingSensor.template_fields, "file_id")
 
     def __init__(self, *, file_id: str, poke_interval: float = 60, **kwargs: Any) -> None:
         super().__init__(poke_interval=poke_interval, **kwargs)

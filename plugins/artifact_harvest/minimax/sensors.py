@@ -14,31 +14,16 @@ from artifact_harvest.minimax.triggers import MiniMaxFileReadyTrigger, MiniMaxTa
 
 
 class _MiniMaxSensor(PollingSensor):
-    """``poll_interval`` and ``wait_timeout`` may be templates (DAG params); they replace ``poke_interval`` and
-    ``timeout`` when the task runs, because the base sensor validates those two as numbers at parse time."""
-
-    template_fields: tuple[str, ...] = ("poll_interval", "wait_timeout")
-
-    def __init__(self, *, conn_id: str = "minimax_default", poll_interval: float | str | None = None,
-                 wait_timeout: float | str | None = None, **kwargs: Any) -> None:
+    def __init__(self, *, conn_id: str = "minimax_default", **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.conn_id = conn_id
-        self.poll_interval = poll_interval
-        self.wait_timeout = wait_timeout
-
-    def execute(self, context: Context) -> Any:
-        if self.poll_interval not in (None, ""):
-            self.poke_interval = float(self.poll_interval)
-        if self.wait_timeout not in (None, ""):
-            self.timeout = float(self.wait_timeout)
-        return super().execute(context)
 
 
 class MiniMaxTaskSensor(_MiniMaxSensor):
     """Wait for a video (``kind="video"``) or async-speech (``kind="speech"``) task; returns
     ``{"task_id", "file_id"}`` (file_id as int). ``minimax_task_id`` because ``task_id`` names the Airflow task."""
 
-    template_fields = (*_MiniMaxSensor.template_fields, "minimax_task_id")
+    template_fields = (*PollingSensor.template_fields, "minimax_task_id")
 
     def __init__(self, *, minimax_task_id: str, kind: str = TaskKind.VIDEO.value, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -50,14 +35,13 @@ class MiniMaxTaskSensor(_MiniMaxSensor):
 
     def build_trigger(self, end_time: float) -> PollingTrigger:
         return MiniMaxTaskTrigger(minimax_task_id=str(self.minimax_task_id), kind=self.kind, conn_id=self.conn_id,
-                                  end_time=end_time, poll_interval=self.poke_interval,
-                                  max_transient_errors=self.max_transient_errors)
+                                  **self.trigger_timing(end_time))
 
 
 class MiniMaxFileReadySensor(_MiniMaxSensor):
     """Wait until files/retrieve gives a download URL; returns ``{"file_id", "bytes", "filename"}`` (no URL)."""
 
-    template_fields = (*_MiniMaxSensor.template_fields, "file_id")
+    template_fields = (*PollingSensor.template_fields, "file_id")
 
     def __init__(self, *, file_id: int | str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -67,6 +51,5 @@ class MiniMaxFileReadySensor(_MiniMaxSensor):
         return judge_file(MiniMaxHook(self.conn_id).retrieve_file(self.file_id))
 
     def build_trigger(self, end_time: float) -> PollingTrigger:
-        return MiniMaxFileReadyTrigger(file_id=str(self.file_id), conn_id=self.conn_id, end_time=end_time,
-                                       poll_interval=self.poke_interval,
-                                       max_transient_errors=self.max_transient_errors)
+        return MiniMaxFileReadyTrigger(file_id=str(self.file_id), conn_id=self.conn_id,
+                                       **self.trigger_timing(end_time))

@@ -24,11 +24,9 @@ class QianfanModelExportSensor(PollingSensor):
     :param model_id: model version id (``amv-...``), templated.
     :param export_id: the export to wait for (from the create step), templated; when set, an export that
         stops being listed counts as failed after ``missing_grace_seconds``.
-    :param poll_interval: seconds between polls, templated (overrides ``poke_interval``; e.g. a DAG param).
-    :param wait_timeout: seconds to wait in all, templated (overrides ``timeout``).
     """
 
-    template_fields = ("model_id", "export_id", "poll_interval", "wait_timeout")
+    template_fields = (*PollingSensor.template_fields, "model_id", "export_id")
 
     def __init__(
         self,
@@ -37,8 +35,6 @@ class QianfanModelExportSensor(PollingSensor):
         export_id: str | None = None,
         conn_id: str = QianfanHook.default_conn_name,
         missing_grace_seconds: float = DEFAULT_MISSING_GRACE,
-        poll_interval: float | str | None = None,
-        wait_timeout: float | str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -46,15 +42,6 @@ class QianfanModelExportSensor(PollingSensor):
         self.export_id = export_id
         self.conn_id = conn_id
         self.missing_grace_seconds = missing_grace_seconds
-        self.poll_interval = poll_interval
-        self.wait_timeout = wait_timeout
-
-    def execute(self, context: Context) -> Any:
-        if self.poll_interval not in (None, ""):
-            self.poke_interval = float(self.poll_interval)
-        if self.wait_timeout not in (None, ""):
-            self.timeout = float(self.wait_timeout)
-        return super().execute(context)
 
     def check(self, context: Context) -> PollResult:
         """One Describe; the vanish watch lives in the task state store so reschedule mode keeps it too."""
@@ -74,7 +61,5 @@ class QianfanModelExportSensor(PollingSensor):
             export_id=self.export_id,
             conn_id=self.conn_id,
             missing_grace_seconds=self.missing_grace_seconds,
-            end_time=end_time,
-            poll_interval=self.poke_interval,
-            max_transient_errors=self.max_transient_errors,
+            **self.trigger_timing(end_time),
         )
