@@ -18,6 +18,7 @@ from artifact_harvest.core.download import (
     FatalDownloadError,
     InsufficientDiskSpace,
     IntegrityError,
+    ProviderChecksumError,
     RemoteFile,
     UnsupportedScheme,
 )
@@ -194,23 +195,39 @@ def test_url_refreshes_are_bounded(emu, blob, staging_dir):
 
 
 @pytest.mark.parametrize(
-    "fault, changes, problem",
+    "fault, changes, problem, fatal",
     [
-        ("corrupt", {}, "md5"),
-        (None, {"md5": "0" * 32}, "md5"),
-        (None, {"size": SIZE + 1}, "size"),
-        (None, {"size": SIZE - 1}, "size"),
+        ("corrupt", {}, "md5", True),
+        (None, {"md5": "0" * 32}, "md5", True),
+        # a body shorter than announced looks like a dropped connection: resumed, then judged; retryable
+        (None, {"size": SIZE + 1}, "size", False),
+        (None, {"size": SIZE - 1}, "size", True),
     ],
     ids=["corrupt-bytes", "wrong-expected-md5", "short-of-expected-size", "longer-than-expected-size"],
 )
-def test_integrity_failure_leaves_nothing(emu, blob, downloader, staging_dir, fault, changes, problem):
+def test_integrity_failure_leaves_nothing(emu, blob, downloader, staging_dir, fault, changes, problem, fatal):
     if fault:
         emu.control.add_fault(route(blob), kind=fault)
 
-    with pytest.raises(IntegrityError, match=problem):
+    with pytest.raises(IntegrityError, match=problem) as info:
         downloader.download(lambda: remote(blob, **changes), key="job-1")
 
     assert files_under(staging_dir) == []
+    # one clean pass from byte 0 disagreed with the provider: a retry would fetch the same bytes again
+    assert isinstance(info.value, ProviderChecksumError) is fatal
+    assert isinstance(info.value, FatalProviderError) is fatal
+
+
+def test_mismatch_after_a_resume_stays_retryable(emu, blob, downloader, staging_dir):
+    part = seed_partial(staging_dir, blob, "job-1", 1024 * 1024)
+    part.write_bytes(b"\0" * part.stat().st_size)  # the partial bytes are not the provider's
+
+    with pytest.raises(IntegrityError, match="md5") as info:
+        downloader.download(lambda: remote(blob), key="job-1")
+
+    assert not isinstance(info.value, FatalProviderError)  # the retry starts clean and may succeed
+    assert files_under(staging_dir) == []
+    assert downloader.download(lambda: remote(blob), key="job-1").md5 == blob["md5"]
 
 
 @pytest.mark.parametrize("url", ["file:///etc/passwd", "ftp://example.com/a.bin", "/etc/passwd"])

@@ -103,6 +103,14 @@ class FatalDownloadError(DownloadError, FatalProviderError):
     """Retrying cannot help (404, refused input): the task fails at once."""
 
 
+class ProviderChecksumError(IntegrityError, FatalDownloadError):
+    """One uninterrupted pass from byte 0 gave bytes that disagree with the provider's own size or md5.
+
+    A retry would fetch the same bytes again (for Qianfan, up to ~100 GB), so the task fails at once. A
+    mismatch after a resumed download stays a plain, retryable ``IntegrityError``: the retry starts clean.
+    """
+
+
 class InsufficientDiskSpace(FatalDownloadError):
     """The staging filesystem cannot hold the rest of the file."""
 
@@ -290,6 +298,7 @@ class Downloader:
         pipe = _Pipeline(part, with_md5)
         try:
             offset = self._rehash(part, pipe)
+            one_pass = offset == 0
             if offset:
                 log.info("%s: resuming from %d bytes already in staging", label, offset)
             resumed_from = self._fetch_with_retries(fresh_url, remote, pipe, label)
@@ -306,7 +315,8 @@ class Downloader:
         pipe.close()
         if problem is not None:
             part.unlink(missing_ok=True)
-            raise IntegrityError(self.provider, f"{key}/{name}: {problem}; partial data deleted")
+            error = ProviderChecksumError if one_pass and resumed_from == 0 else IntegrityError
+            raise error(self.provider, f"{key}/{name}: {problem}; partial data deleted")
         os.replace(part, final)
         result = self._result(final, pipe, started, resumed_from)
         log.info(
