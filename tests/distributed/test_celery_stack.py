@@ -59,7 +59,8 @@ def live(stack):
     stack.api.wait_for_dags(dag_ids, timeout=120)
     for dag_id in dag_ids:
         stack.api.unpause(dag_id)
-    return stack
+    yield stack
+    stack.emulator.control.reset()  # the emulator is the session's: hand it back as found
 
 
 def trigger_all(stack, runs: list[tuple[str, dict]]) -> list[tuple[str, str]]:
@@ -214,4 +215,3 @@ def test_triggerer_killed_while_sensors_are_deferred(live):
         assert (after["state"], after["try_number"]) == ("success", ti["try_number"]), after
     polled_after = [r for r in live.emulator.control.requests() if r["time"] > killed_at and r["method"] == "GET"]
     assert polled_after, "nothing polled the emulator after the triggerer restart"
-    live.emulator.control.configure(stage_seconds=1.5)

@@ -98,3 +98,13 @@ def test_no_secret_anywhere_after_a_run(dag_id, conf, airflow_db, emu, archive_r
 
     found = {place: hits for place, text in places.items() if (hits := leaks(text, secrets))}
     assert not found, found
+
+
+def test_the_scan_finds_what_it_looks_for():
+    from harvest_emulator.credentials import MINIMAX_API_KEY
+
+    assert leaks(f"header x-api-key {MINIMAX_API_KEY}!", set(SECRETS))
+    assert leaks("GET /blobs/1/a.bin?Expires=1790000000&Signature=00ff", set())
+    assert not leaks("GET https://host/blobs/1/a.bin?<redacted>", set(SECRETS))
+    seen = [{"query": {"Signature": "deadbeefcafe"}, "headers": {"Authorization": "Bearer tok-123456789"}}]
+    assert {"deadbeefcafe", "tok-123456789"} <= used_secrets(seen)
