@@ -35,6 +35,8 @@ PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
 REDIS = ("127.0.0.1", 6379)
 COMPONENTS = ("scheduler", "dag-processor", "triggerer", "api-server")
 
+_FAILED = pytest.StashKey[list]()  # node ids of failed distributed tests: their stack's logs get printed
+
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
@@ -44,23 +46,20 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     return report
 
 
-_FAILED = pytest.StashKey[list]()
-
-
 def _services_problem() -> str | None:
     try:
         import psycopg2
 
         psycopg2.connect(dbname="postgres", connect_timeout=3, **PG).close()
     except Exception as exc:  # noqa: BLE001 - any failure means "not reachable"
-        return f"PostgreSQL at {PG['host']}:{PG['port']} (trust, user postgres) unreachable: {exc}".strip()
+        return f"PostgreSQL at {PG['host']}:{PG['port']} (trust, user postgres) unreachable: {' '.join(str(exc).split())}"
     try:
         with socket.create_connection(REDIS, timeout=3) as sock:
             sock.sendall(b"PING\r\n")
             if not sock.recv(16).startswith(b"+PONG"):
-                return "Redis at 127.0.0.1:6379 did not answer PING"
+                return f"Redis at {REDIS[0]}:{REDIS[1]} did not answer PING"
     except OSError as exc:
-        return f"Redis at 127.0.0.1:6379 unreachable: {exc}"
+        return f"Redis at {REDIS[0]}:{REDIS[1]} unreachable: {exc}"
     return None
 
 
