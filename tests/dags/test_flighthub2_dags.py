@@ -14,24 +14,12 @@ import requests
 from artifact_harvest.flighthub2.hook import FlightHub2Hook
 from artifact_harvest.flighthub2.operators import FlightHub2StartReconstructionOperator
 from artifact_harvest.flighthub2.upload import PhotoUploader, UploadTarget, list_photos
+from dag_helpers import load_dag, task_states
 from harvest_emulator.credentials import FLIGHTHUB2_TOKEN
 from harvest_emulator.flighthub2 import DEFAULT_SIZE, DEMO_FILE_ID, DEMO_RUNS
 
-DAGS = Path(__file__).resolve().parents[2] / "dags"
 PHOTOS = Path(__file__).resolve().parents[2] / "include" / "sample_data" / "flighthub2_photos"
 FAST = {"poll_interval": 0.05, "timeout": 30}
-
-
-def load(dag_id: str):
-    from airflow.dag_processing.dagbag import DagBag
-
-    bag = DagBag(dag_folder=str(DAGS / f"{dag_id}.py"), safe_mode=False)
-    assert not bag.import_errors, bag.import_errors
-    return bag.dags[dag_id]
-
-
-def states(run) -> dict[str, str]:
-    return {f"{ti.task_id}[{ti.map_index}]": ti.state for ti in run.get_task_instances()}
 
 
 def archived(archive_root: Path, key: str) -> dict:
@@ -86,8 +74,8 @@ class StateStore:
 def test_reconstruct_model_end_to_end(sandbox, archive_root, capfd):
     conf = {"photos": str(PHOTOS), "model_types": ["2d", "3d"], "parameters": {"3d": {"quality": "high"}},
             "resource_name": "survey", "delete_resource_when_done": True, **FAST}
-    run = load("flighthub2_reconstruct_model").test(run_conf=conf)
-    assert run.state == "success", states(run)
+    run = load_dag("flighthub2_reconstruct_model").test(run_conf=conf)
+    assert run.state == "success", task_states(run)
     jobs = {job["data"]["model_type"]: job for job in sandbox.control.jobs("flighthub2")}
     assert set(jobs) == {1, 2}
     assert json.loads(jobs[2]["data"]["parameters"]) == {"quality": "high"}
@@ -108,9 +96,9 @@ def test_reconstruct_model_end_to_end(sandbox, archive_root, capfd):
 
 def test_reconstruct_model_failure_archives_nothing(sandbox, archive_root):
     sandbox.control.push_scenario("flighthub2", outcome="reconstruction_failed", error_code=30177)
-    run = load("flighthub2_reconstruct_model").test(run_conf={"photos": str(PHOTOS), "model_types": ["3d"], **FAST})
+    run = load_dag("flighthub2_reconstruct_model").test(run_conf={"photos": str(PHOTOS), "model_types": ["3d"], **FAST})
     assert run.state == "failed"
-    assert states(run)["wait_for_model[0]"] == "failed"
+    assert task_states(run)["wait_for_model[0]"] == "failed"
     assert not (archive_root / "flighthub2").exists() or archived_keys(archive_root) == set()
     assert sandbox.control.requests("download-url") == []
 
@@ -133,20 +121,20 @@ def test_reconstruct_from_an_uploaded_resource(sandbox, archive_root):
     hook = FlightHub2Hook()
     resource_uuid = upload(hook)
     sandbox.control.clear_requests()
-    run = load("flighthub2_reconstruct_model").test(
+    run = load_dag("flighthub2_reconstruct_model").test(
         run_conf={"resource_uuid": resource_uuid, "model_types": ["lidar"], **FAST}
     )
-    assert run.state == "success", states(run)
+    assert run.state == "success", task_states(run)
     assert sandbox.control.requests(r"^/s3/") == [] and sandbox.control.requests("obtain_token") == []
-    assert states(run)["delete_resource[-1]"] == "skipped"
+    assert task_states(run)["delete_resource"] == "skipped"
     [job] = sandbox.control.jobs("flighthub2")
     assert archived(archive_root, job["job_id"])["source"]["resource_uuid"] == resource_uuid
 
 
 def test_download_model_by_file_id(sandbox, archive_root):
-    run = load("flighthub2_download_model").test(run_conf={"file_id": DEMO_FILE_ID, **FAST})
-    assert run.state == "success", states(run)
-    assert states(run)["wait_for_model[-1]"] == "skipped"
+    run = load_dag("flighthub2_download_model").test(run_conf={"file_id": DEMO_FILE_ID, **FAST})
+    assert run.state == "success", task_states(run)
+    assert task_states(run)["wait_for_model"] == "skipped"
     manifest = archived(archive_root, f"model-{DEMO_FILE_ID}")
     assert manifest["source"] == {"model_uuid": "", "file_id": DEMO_FILE_ID}
     assert manifest["sha256"] == remote_sha256(DEMO_FILE_ID)
@@ -155,15 +143,15 @@ def test_download_model_by_file_id(sandbox, archive_root):
 def test_download_model_by_model_uuid(sandbox, archive_root):
     hook = FlightHub2Hook()
     model_uuid = hook.start_reconstruction(upload(hook), {"3dgs": {}})["3dgs"]
-    run = load("flighthub2_download_model").test(run_conf={"model_uuid": model_uuid, **FAST})
-    assert run.state == "success", states(run)
+    run = load_dag("flighthub2_download_model").test(run_conf={"model_uuid": model_uuid, **FAST})
+    assert run.state == "success", task_states(run)
     [job] = sandbox.control.jobs("flighthub2")
     assert archived(archive_root, model_uuid)["sha256"] == remote_sha256(job["data"]["blob_id"])
 
 
 def test_download_model_needs_an_id(sandbox, archive_root):
-    run = load("flighthub2_download_model").test(run_conf=FAST)
-    assert run.state == "failed" and states(run)["choose[-1]"] == "failed"  # at once: no retries
+    run = load_dag("flighthub2_download_model").test(run_conf=FAST)
+    assert run.state == "failed" and task_states(run)["choose"] == "failed"  # at once: no retries
     [ti] = [ti for ti in run.get_task_instances() if ti.task_id == "choose"]
     assert ti.try_number == 1
     assert sandbox.control.requests("/openapi/") == []
@@ -173,9 +161,9 @@ def test_download_model_zip_failure(sandbox, archive_root):
     sandbox.control.push_scenario("flighthub2", outcome="zip_failed", error_code=30999)
     hook = FlightHub2Hook()
     model_uuid = hook.start_reconstruction(upload(hook), {"3d": {}})["3d"]
-    run = load("flighthub2_download_model").test(run_conf={"model_uuid": model_uuid, **FAST})
+    run = load_dag("flighthub2_download_model").test(run_conf={"model_uuid": model_uuid, **FAST})
     assert run.state == "failed"
-    assert states(run)["wait_for_model[-1]"] == "failed"
+    assert task_states(run)["wait_for_model"] == "failed"
     assert not (archive_root / "flighthub2" / model_uuid).exists()
 
 
@@ -188,7 +176,7 @@ def test_archive_project_models_backfill_two_days(sandbox, archive_root):
                         ("d2", day2), ("d3", day3 + timedelta(hours=5)), ("d0", day1 - timedelta(seconds=1))]:
         sandbox.control.push_scenario("flighthub2", create_at=int(when.timestamp()), size=4096)
         created[label] = f"model-{hook.create_model(label, ['model_3d'], task_folder_id=1)}"
-    dag = load("flighthub2_archive_project_models")
+    dag = load_dag("flighthub2_archive_project_models")
 
     def run_day(day: datetime):
         """The run a backfill makes for ``day`` has the data interval [day, day + 1d). dag.test() makes a
@@ -198,16 +186,16 @@ def test_archive_project_models_backfill_two_days(sandbox, archive_root):
         return run
 
     run = run_day(day1)
-    assert run.state == "success", states(run)
+    assert run.state == "success", task_states(run)
     assert archived_keys(archive_root) == {created["d1a"], created["d1b"]}
     run = run_day(day2)
-    assert run.state == "success", states(run)
+    assert run.state == "success", task_states(run)
     assert archived_keys(archive_root) == {created["d1a"], created["d1b"], created["d2"]}
     manifests = {key: archived(archive_root, key) for key in archived_keys(archive_root)}
     downloads = len(sandbox.control.requests(r"^/blobs/"))
 
     run = run_day(day1)  # the same day again
-    assert run.state == "success", states(run)
+    assert run.state == "success", task_states(run)
     assert len(sandbox.control.requests(r"^/blobs/")) == downloads  # nothing downloaded twice
     assert {key: archived(archive_root, key) for key in archived_keys(archive_root)} == manifests
     manifest = manifests[created["d2"]]
@@ -219,7 +207,7 @@ def test_demo_runs_succeed_with_a_wall_clock_emulator(sandbox, archive_root):
     """What ``make demo`` triggers, against stages that advance with time (faster than the demo's 1-2 s)."""
     sandbox.control.configure(polls_per_stage=0, stage_seconds=0.2)
     for dag_id, conf in DEMO_RUNS:
-        run = load(dag_id).test(run_conf={**conf, "poll_interval": 0.1})
-        assert run.state == "success", (dag_id, states(run))
+        run = load_dag(dag_id).test(run_conf={**conf, "poll_interval": 0.1})
+        assert run.state == "success", (dag_id, task_states(run))
     assert f"model-{DEMO_FILE_ID}" in archived_keys(archive_root)
     assert len(archived_keys(archive_root)) >= 4  # two reconstructed models, the demo file, the day's sweep

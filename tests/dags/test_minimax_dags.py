@@ -11,6 +11,7 @@ import pytest
 import requests
 
 from artifact_harvest.minimax.hook import MiniMaxHook
+from dag_helpers import load_dag, task_states
 from harvest_emulator.credentials import MINIMAX_API_KEY
 from harvest_emulator.minimax import (
     DEMO_RUNS,
@@ -20,20 +21,7 @@ from harvest_emulator.minimax import (
     SEED_VIDEO_FILE_ID_2,
 )
 
-DAGS = Path(__file__).resolve().parents[2] / "dags"
 FAST = {"poll_interval": 0.05, "timeout": 30}
-
-
-def load(dag_id: str):
-    from airflow.dag_processing.dagbag import DagBag
-
-    bag = DagBag(dag_folder=str(DAGS / f"{dag_id}.py"), safe_mode=False)
-    assert not bag.import_errors, bag.import_errors
-    return bag.dags[dag_id]
-
-
-def states(run) -> dict[str, str]:
-    return {ti.task_id: ti.state for ti in run.get_task_instances()}
 
 
 def archived(archive_root: Path, file_id: int) -> dict:
@@ -67,8 +55,8 @@ def sandbox(airflow_db, emu, archive_root, staging_dir):
 
 
 def test_generate_video_end_to_end(sandbox, archive_root, capfd):
-    run = load("minimax_generate_video").test(run_conf={"prompt": "a red kite", "model": "T2V-01", **FAST})
-    assert run.state == "success", states(run)
+    run = load_dag("minimax_generate_video").test(run_conf={"prompt": "a red kite", "model": "T2V-01", **FAST})
+    assert run.state == "success", task_states(run)
     [job] = sandbox.control.jobs("minimax")
     file_id = int(job["data"]["file_id"])
     manifest = archived(archive_root, file_id)
@@ -84,8 +72,8 @@ def test_generate_video_end_to_end(sandbox, archive_root, capfd):
 
 
 def test_generate_speech_archives_bundle_and_lists_members(sandbox, archive_root):
-    run = load("minimax_generate_speech").test(run_conf={"text": "hello there", "format": "wav", **FAST})
-    assert run.state == "success", states(run)
+    run = load_dag("minimax_generate_speech").test(run_conf={"text": "hello there", "format": "wav", **FAST})
+    assert run.state == "success", task_states(run)
     [job] = sandbox.control.jobs("minimax")
     file_id = int(job["data"]["file_id"])
     manifest = archived(archive_root, file_id)
@@ -105,17 +93,17 @@ def test_generate_speech_archives_bundle_and_lists_members(sandbox, archive_root
 ])
 def test_failed_task_fails_the_run_and_archives_nothing(sandbox, archive_root, capfd, dag_id, scenario, spelling):
     sandbox.control.push_scenario("minimax", **scenario)
-    run = load(dag_id).test(run_conf=FAST)
+    run = load_dag(dag_id).test(run_conf=FAST)
     assert run.state == "failed"
-    assert states(run)["wait"] == "failed" and states(run)["download_and_archive"] == "upstream_failed"
+    assert task_states(run)["wait"] == "failed" and task_states(run)["download_and_archive"] == "upstream_failed"
     assert f"status {spelling!r}" in output(capfd)
     assert not any(archive_root.iterdir())
 
 
 def test_terminal_code_on_create_fails_with_its_meaning(sandbox, archive_root, capfd):
     sandbox.control.push_scenario("minimax", error_code=1008)
-    run = load("minimax_generate_video").test(run_conf=FAST)
-    assert run.state == "failed" and states(run)["create"] == "failed"
+    run = load_dag("minimax_generate_video").test(run_conf=FAST)
+    assert run.state == "failed" and task_states(run)["create"] == "failed"
     text = output(capfd)
     assert "insufficient balance" in text and "code 1008" in text
     assert len(sandbox.control.requests("/v1/video_generation")) == 1  # fatal: neither retried nor resubmitted
@@ -125,15 +113,15 @@ def test_terminal_code_on_create_fails_with_its_meaning(sandbox, archive_root, c
 def test_rate_limited_polling_recovers(sandbox, archive_root):
     sandbox.control.add_fault(route="/v1/query/video_generation", kind="envelope",
                               body={"base_resp": {"status_code": 1002, "status_msg": "rate limit"}}, times=2)
-    run = load("minimax_generate_video").test(run_conf=FAST)
-    assert run.state == "success", states(run)
+    run = load_dag("minimax_generate_video").test(run_conf=FAST)
+    assert run.state == "success", task_states(run)
     assert len([a for a in sandbox.control.faults()["applied"] if a["kind"] == "envelope"]) == 2
 
 
 def test_archive_file_refreshes_a_url_refused_as_expired(sandbox, archive_root):
     sandbox.control.add_fault(route="^/blobs/", kind="expire", times=1)
-    run = load("minimax_archive_file").test(run_conf={"file_id": SEED_VIDEO_FILE_ID})
-    assert run.state == "success", states(run)
+    run = load_dag("minimax_archive_file").test(run_conf={"file_id": SEED_VIDEO_FILE_ID})
+    assert run.state == "success", task_states(run)
     # sensor once, download once, and once more for a fresh URL after the 403
     assert len(sandbox.control.requests("/v1/files/retrieve")) == 3
     assert [a["kind"] for a in sandbox.control.faults()["applied"]] == ["expire"]
@@ -143,7 +131,7 @@ def test_archive_file_refreshes_a_url_refused_as_expired(sandbox, archive_root):
 
 
 def test_archive_file_twice_downloads_once(sandbox, archive_root):
-    dag = load("minimax_archive_file")
+    dag = load_dag("minimax_archive_file")
     assert dag.test(run_conf={"file_id": SEED_SPEECH_FILE_ID}).state == "success"
     first = archived(archive_root, SEED_SPEECH_FILE_ID)
     assert dag.test(run_conf={"file_id": SEED_SPEECH_FILE_ID}).state == "success"
@@ -152,16 +140,16 @@ def test_archive_file_twice_downloads_once(sandbox, archive_root):
 
 
 def test_hourly_sweep_archives_the_interval_once(sandbox, archive_root):
-    dag = load("minimax_archive_new_files")
+    dag = load_dag("minimax_archive_new_files")
     seeds = {SEED_VIDEO_FILE_ID, SEED_VIDEO_FILE_ID_2, SEED_SPEECH_FILE_ID}
     earlier = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(hours=3)
     run = dag.test(logical_date=earlier)
-    assert run.state == "success", states(run)
+    assert run.state == "success", task_states(run)
     assert not any(archive_root.iterdir())  # nothing was created three hours ago
 
     now = datetime.now(timezone.utc).replace(microsecond=0) + timedelta(minutes=1)
     run = dag.test(logical_date=now)
-    assert run.state == "success", states(run)
+    assert run.state == "success", task_states(run)
     assert run.data_interval_end - run.data_interval_start == timedelta(hours=1)
     assert {int(p.name) for p in (archive_root / "minimax").iterdir()} == seeds
     manifests = {file_id: archived(archive_root, file_id) for file_id in seeds}
@@ -169,15 +157,15 @@ def test_hourly_sweep_archives_the_interval_once(sandbox, archive_root):
     assert downloads == 3
 
     rerun = dag.test(logical_date=now + timedelta(seconds=1))  # the same hour again, as a backfill would
-    assert rerun.state == "success", states(rerun)
+    assert rerun.state == "success", task_states(rerun)
     assert len(sandbox.control.requests("^/blobs/")) == downloads
     assert {file_id: archived(archive_root, file_id) for file_id in seeds} == manifests
 
 
 def test_hourly_sweep_triggered_without_logical_date_covers_the_hour_before(sandbox, archive_root):
     """How make demo (REST, ``logical_date: null``) and the UI trigger it: no data interval at all."""
-    run = load("minimax_archive_new_files").test(logical_date=None)
-    assert run.state == "success", states(run)
+    run = load_dag("minimax_archive_new_files").test(logical_date=None)
+    assert run.state == "success", task_states(run)
     assert run.data_interval_start is None
     assert {int(p.name) for p in (archive_root / "minimax").iterdir()} == {
         SEED_VIDEO_FILE_ID, SEED_VIDEO_FILE_ID_2, SEED_SPEECH_FILE_ID}
@@ -188,8 +176,8 @@ def test_demo_runs_succeed_on_a_wall_clock_emulator(sandbox, archive_root, dag_i
     """make demo's runs, on a time-driven emulator (sped up) and triggered without a logical date."""
     sandbox.control.configure(polls_per_stage=0, stage_seconds=0.1)
     conf = {**conf, **({"poll_interval": 0.05} if "poll_interval" in conf else {})}
-    run = load(dag_id).test(run_conf=conf, logical_date=None)
-    assert run.state == "success", states(run)
+    run = load_dag(dag_id).test(run_conf=conf, logical_date=None)
+    assert run.state == "success", task_states(run)
     assert any((archive_root / "minimax").iterdir())
 
 
@@ -201,8 +189,8 @@ def test_url_expiring_mid_download_is_refreshed_and_resumed(sandbox, archive_roo
     sandbox.control.push_scenario("minimax", size=size)
     sandbox.control.add_fault(route="^/blobs/", kind="slow", rate=32 * 1024, times=1)
     sandbox.control.add_fault(route="^/blobs/", kind="drop", after_bytes=cut, times=1)
-    run = load("minimax_generate_video").test(run_conf=FAST)
-    assert run.state == "success", states(run)
+    run = load_dag("minimax_generate_video").test(run_conf=FAST)
+    assert run.state == "success", task_states(run)
     blob_calls = sandbox.control.requests("^/blobs/")
     assert [c["status"] for c in blob_calls] == [200, 403, 206]
     assert blob_calls[2]["headers"]["Range"] == f"bytes={cut}-"

@@ -10,29 +10,21 @@ import pytest
 import requests
 
 from artifact_harvest.qianfan.hook import QianfanHook
+from dag_helpers import load_dag, task_states
 from harvest_emulator.credentials import QIANFAN_AK, QIANFAN_SK
 from harvest_emulator.qianfan import DEMO_RUNS, SEEDED_EXPORT_ID, SEEDED_MODEL_ID
 
-DAG_FILE = Path(__file__).resolve().parents[2] / "dags" / "qianfan_export_model.py"
 FAST = {"poll_interval": 0.05, "timeout": 30}
 
 
 @pytest.fixture(scope="module")
 def dag():
-    from airflow.dag_processing.dagbag import DagBag
-
-    bag = DagBag(dag_folder=str(DAG_FILE), safe_mode=False)
-    assert not bag.import_errors, bag.import_errors
-    return bag.dags["qianfan_export_model"]
+    return load_dag("qianfan_export_model")
 
 
 @pytest.fixture
 def sandbox(airflow_db, emu, archive_root, staging_dir):
     return emu
-
-
-def states(run) -> dict[str, str]:
-    return {ti.task_id: ti.state for ti in run.get_task_instances()}
 
 
 def archived(archive_root: Path, export_id: str) -> tuple[dict, bytes]:
@@ -54,7 +46,7 @@ def assert_clean(manifest: dict) -> None:
 
 def test_new_export_end_to_end(sandbox, dag, archive_root):
     run = dag.test(run_conf={"model_version_id": "amv-e2e1", **FAST})
-    assert run.state == "success", states(run)
+    assert run.state == "success", task_states(run)
     [job] = sandbox.control.jobs("qianfan")[-1:]
     export_id = job["job_id"]
     manifest, data = archived(archive_root, export_id)
@@ -68,7 +60,7 @@ def test_new_export_end_to_end(sandbox, dag, archive_root):
 
 def test_seeded_done_export_is_reused(sandbox, dag, archive_root):
     run = dag.test(run_conf={"model_version_id": SEEDED_MODEL_ID, **FAST})
-    assert run.state == "success", states(run)
+    assert run.state == "success", task_states(run)
     manifest, data = archived(archive_root, SEEDED_EXPORT_ID)
     assert hashlib.md5(data).hexdigest() == manifest["md5"]
     assert not any(r["query"].get("Action") == "CreateModelExportTask" for r in sandbox.control.requests("/v2/model"))
@@ -78,7 +70,7 @@ def test_failed_export_fails_the_run_and_archives_nothing(sandbox, dag, archive_
     sandbox.control.push_scenario("qianfan", outcome="fail")
     run = dag.test(run_conf={"model_version_id": "amv-e2e2", **FAST})
     assert run.state == "failed"
-    assert states(run)["wait_for_export"] == "failed" and states(run)["download_and_archive"] != "success"
+    assert task_states(run)["wait_for_export"] == "failed" and task_states(run)["download_and_archive"] != "success"
     assert not any(archive_root.rglob("*"))
 
 
@@ -88,7 +80,7 @@ def test_wrong_md5_is_never_archived(sandbox, dag, archive_root, monkeypatch):
     sandbox.control.push_scenario("qianfan", outcome="wrong_md5", state_field="state", case="lower")
     run = dag.test(run_conf={"model_version_id": "amv-e2e3", **FAST})
     assert run.state == "failed"
-    assert states(run)["wait_for_export"] == "success" and states(run)["download_and_archive"] == "failed"
+    assert task_states(run)["wait_for_export"] == "success" and task_states(run)["download_and_archive"] == "failed"
     assert not any(archive_root.rglob("*"))
 
 
@@ -98,7 +90,7 @@ def test_demo_runs_succeed_on_a_wall_clock(sandbox, dag, archive_root, dag_id, c
     sandbox.control.configure(polls_per_stage=0, stage_seconds=0.2)
     assert dag_id == dag.dag_id
     run = dag.test(run_conf={**conf, "poll_interval": 0.1})
-    assert run.state == "success", states(run)
+    assert run.state == "success", task_states(run)
     [manifest] = [json.loads(p.read_text()) for p in archive_root.rglob("manifest.json")]
     assert manifest["source"]["modelId"] == conf["model_version_id"]
 

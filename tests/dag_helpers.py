@@ -1,0 +1,24 @@
+"""Helpers for the end-to-end DAG tests (dag.test() against the emulator)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+DAGS = Path(__file__).resolve().parents[1] / "dags"
+
+
+def load_dag(dag_id: str):
+    """The DAG from its file in dags/, the way the dag-processor loads it (import errors fail the test)."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(DAGS / f"{dag_id}.py"), safe_mode=False)
+    assert not bag.import_errors, bag.import_errors
+    return bag.dags[dag_id]
+
+
+def task_states(run) -> dict[str, str]:
+    """``{task_id: state}``, mapped task instances as ``task_id[i]``."""
+    return {
+        ti.task_id if ti.map_index < 0 else f"{ti.task_id}[{ti.map_index}]": ti.state
+        for ti in run.get_task_instances()
+    }
