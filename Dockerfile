@@ -14,5 +14,7 @@ RUN pip install --no-cache-dir \
         "boto3==1.44.5" \
         /opt/artifact-harvest
 
-# the DAG files are baked in too (docker-compose.yaml also mounts ./dags over them for development)
+# the DAG files are baked in too (docker-compose.yaml also mounts ./dags over them for development), with the
+# sample data they find beside them (dags/../include/sample_data)
 COPY --chown=airflow:0 dags /opt/airflow/dags
+COPY --chown=airflow:0 include/sample_data /opt/airflow/include/sample_data

@@ -74,6 +74,8 @@ def test_image_is_built_from_the_official_airflow_image(compose):
     assert "_PIP_ADDITIONAL_REQUIREMENTS" not in COMPOSE.read_text()
     assert re.search(r"pip install .*\\\s*$", dockerfile, flags=re.M | re.S)
     assert "/opt/artifact-harvest" in dockerfile
+    # the DAGs look for their sample data beside their folder: /opt/airflow/dags/../include/sample_data
+    assert "COPY --chown=airflow:0 include/sample_data /opt/airflow/include/sample_data" in dockerfile
 
 
 def test_dockerignore_lets_the_package_in():
