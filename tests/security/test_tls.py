@@ -121,3 +121,50 @@ def test_api_client_refuses_an_unverifiable_certificate(https_url):
     with pytest.raises(ProviderError):
         client.call("GET", "/file.bin")
     assert requests.get(https_url, verify=False, timeout=10).content == BODY  # the server itself is fine
+
+
+def _download_operators() -> list[type]:
+    from artifact_harvest.flighthub2.operators import FlightHub2DownloadModelOperator
+    from artifact_harvest.minimax.operators import MiniMaxDownloadOperator
+    from artifact_harvest.qianfan.operators import QianfanDownloadExportOperator
+
+    return [FlightHub2DownloadModelOperator, MiniMaxDownloadOperator, QianfanDownloadExportOperator]
+
+
+_OPERATOR_KWARGS = {
+    "FlightHub2DownloadModelOperator": {"file_id": "1", "artifact_key": "k"},
+    "MiniMaxDownloadOperator": {"file_id": 1},
+    "QianfanDownloadExportOperator": {"model_id": "amv-x", "export_id": "amve-x"},
+}
+
+
+@pytest.mark.parametrize("operator_class", _download_operators(), ids=lambda c: c.__name__)
+@pytest.mark.parametrize(("extra", "verify"), [({}, True), ({"verify_ssl": False}, False)])
+def test_downloads_follow_the_connections_tls_setting(operator_class, extra, verify, monkeypatch):
+    """The connection's ``verify_ssl`` reaches the artifact download, not only the API calls."""
+    from harvest_emulator.credentials import connection_env
+
+    provider = operator_class.provider
+    env_name = f"AIRFLOW_CONN_{provider.upper()}_DEFAULT"
+    conn = json.loads(connection_env("https://provider.example")[env_name])
+    conn["extra"] = {**conn.get("extra", {}), **extra}
+    monkeypatch.setenv(env_name, json.dumps(conn))
+    operator = operator_class(task_id="download", **_OPERATOR_KWARGS[operator_class.__name__])
+    assert operator.verify_tls() is verify
+
+
+@pytest.mark.parametrize("verify", [True, False])
+def test_download_and_archive_passes_the_setting_to_the_downloader(https_url, verify, archive_root, staging_dir):
+    from artifact_harvest.core.operators import download_and_archive
+
+    def run() -> dict:
+        return download_and_archive("tls", "k", lambda: RemoteFile(https_url, "file.bin"), {}, {},
+                                    verify_tls=verify)
+
+    if verify:
+        with pytest.raises(DownloadError):
+            run()
+        assert not list(archive_root.rglob("*.bin"))
+    else:
+        assert run()["size_bytes"] == len(BODY)
+        assert (archive_root / "tls" / "k" / "file.bin").read_bytes() == BODY

@@ -43,6 +43,7 @@ def download_and_archive(
     extra_fn: ExtraFn | None = None,
     *,
     skip_if_archived: bool = True,
+    verify_tls: bool = True,
 ) -> dict:
     """The whole step for TaskFlow tasks and the operator alike; returns the manifest (no URL in it)."""
     archiver = Archiver(archive_root())
@@ -50,7 +51,8 @@ def download_and_archive(
         log.info("[%s] %s is already archived at %s; skipping the download", provider, artifact_key, existing["path"])
         _emit(provider, context, {**existing, "already_archived": True})
         return existing
-    downloaded = Downloader(staging_dir(), provider=provider).download(fresh_url, key=artifact_key)
+    downloader = Downloader(staging_dir(), provider=provider, verify_tls=verify_tls)
+    downloaded = downloader.download(fresh_url, key=artifact_key)
     dag_id, run_id = _run_ids(context)
     manifest = archiver.archive(
         downloaded,
@@ -90,6 +92,10 @@ class DownloadAndArchiveOperator(BaseOperator):
         """Provider facts worth keeping in the manifest (model id, job id...); never a URL."""
         return {}
 
+    def verify_tls(self) -> bool:
+        """Whether downloads verify TLS: the provider's connection decides (extra ``verify_ssl``)."""
+        return True
+
     def execute(self, context: Context) -> dict:
         return download_and_archive(
             self.provider,
@@ -99,4 +105,5 @@ class DownloadAndArchiveOperator(BaseOperator):
             context,
             self.manifest_extra,
             skip_if_archived=self.skip_if_archived,
+            verify_tls=self.verify_tls(),
         )

@@ -141,6 +141,9 @@ class FlightHub2DownloadModelOperator(FlightHub2HookMixin, DownloadAndArchiveOpe
         self.flighthub2_conn_id = flighthub2_conn_id
         self.api_version = api_version
 
+    def verify_tls(self) -> bool:
+        return self.hook.client.verify
+
     def remote_file(self, context: Context) -> RemoteFile:
         url = self.hook.download_url(str(self.file_id)).get("url")
         if not url:

@@ -87,6 +87,9 @@ class MiniMaxDownloadOperator(DownloadAndArchiveOperator):
             self.source["task_id"] = str(self.minimax_task_id)
         return super().execute(context)
 
+    def verify_tls(self) -> bool:
+        return MiniMaxHook(self.conn_id).client.verify
+
     def remote_file(self, context: Context) -> RemoteFile:
         file = MiniMaxHook(self.conn_id).retrieve_file(self.artifact_key)
         if not file.download_url:

@@ -91,6 +91,9 @@ class QianfanDownloadExportOperator(DownloadAndArchiveOperator):
         self.export_id = export_id
         self.conn_id = conn_id
 
+    def verify_tls(self) -> bool:
+        return QianfanHook(self.conn_id).client.verify
+
     def remote_file(self, context: Context) -> RemoteFile:
         record = QianfanHook(self.conn_id).describe_export(self.model_id)
         if record.export_id != self.export_id or record.state is not ExportState.DONE or not record.download_url:
