@@ -93,6 +93,19 @@ class AirflowApi:
         body = {"logical_date": logical_date, "conf": conf or {}}
         return self.json("POST", f"/api/v2/dags/{dag_id}/dagRuns", json=body)["dag_run_id"]
 
+    def runs(self, dag_id: str) -> list[dict[str, Any]]:
+        return self.json("GET", f"/api/v2/dags/{dag_id}/dagRuns", params={"limit": 100})["dag_runs"]
+
+    def backfill(self, dag_id: str, from_date: str, to_date: str, reprocess_behavior: str = "none") -> int:
+        """What ``airflow backfill create`` does: the scheduler then creates and runs one run per interval."""
+        body = {"dag_id": dag_id, "from_date": from_date, "to_date": to_date,
+                "reprocess_behavior": reprocess_behavior, "max_active_runs": 2}
+        return self.json("POST", "/api/v2/backfills", json=body)["id"]
+
+    def backfill_completed(self, backfill_id: int) -> bool:
+        """The scheduler marks a backfill complete a loop after its last run ends."""
+        return self.json("GET", f"/api/v2/backfills/{backfill_id}").get("completed_at") is not None
+
     def run(self, dag_id: str, run_id: str) -> dict[str, Any]:
         return self.json("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}")
 

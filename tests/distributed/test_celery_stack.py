@@ -1,8 +1,9 @@
 """The docker-compose topology run for real: CeleryExecutor, PostgreSQL, Redis, every component its own process.
 
 One stack (see conftest.py), four scenarios: every pipeline through the REST API under bursts of 5xx/429, a
-Celery worker SIGKILLed mid-download (the retry resumes with Range), and the triggerer SIGKILLed while
-sensors are deferred (a new triggerer picks the waits up).
+Celery worker SIGKILLed mid-download (the retry resumes with Range), the triggerer SIGKILLed while
+sensors are deferred (a new triggerer picks the waits up), and a backfill of the daily FlightHub 2 sweep
+run by the real scheduler (exactly its days archived; a re-run archives nothing twice).
 """
 
 from __future__ import annotations
@@ -215,3 +216,48 @@ def test_triggerer_killed_while_sensors_are_deferred(live):
         assert (after["state"], after["try_number"]) == ("success", ti["try_number"]), after
     polled_after = [r for r in live.emulator.control.requests() if r["time"] > killed_at and r["method"] == "GET"]
     assert polled_after, "nothing polled the emulator after the triggerer restart"
+
+
+def test_backfill_archives_exactly_its_days_and_a_rerun_nothing_twice(live):
+    """``airflow backfill create`` (the REST twin) over two past days of the daily FlightHub 2 sweep."""
+    from artifact_harvest.flighthub2.hook import FlightHub2Hook
+
+    dag_id = "flighthub2_archive_project_models"
+    control, hook = live.emulator.control, FlightHub2Hook()
+    created = {}
+    for day, hour in (("2026-03-10", 10), ("2026-03-11", 12), ("2026-03-12", 8)):  # the third is outside
+        control.push_scenario("flighthub2", create_at=_epoch(f"{day}T{hour:02d}:00:00+00:00"))
+        created[day] = hook.create_model(f"survey {day}", ["model_3d"], task_folder_id=1)
+
+    def backfill_runs() -> list[dict]:
+        return [r for r in live.api.runs(dag_id) if r["run_type"] == "backfill"]
+
+    def finished(count: int) -> list[dict]:
+        runs = backfill_runs()
+        assert len(runs) == count and all(r["state"] in ("success", "failed") for r in runs), runs
+        return runs
+
+    backfill = live.api.backfill(dag_id, "2026-03-10T00:00:00Z", "2026-03-11T00:00:00Z")
+    wait_until("the backfill to complete", lambda: live.api.backfill_completed(backfill), timeout=240, interval=1)
+    runs = finished(2)
+    assert {r["state"] for r in runs} == {"success"}, runs
+    keys = {m["artifact_key"]: m for m in verified_manifests(live.archive) if m["dag_id"] == dag_id}
+    assert f"model-{created['2026-03-10']}" in keys and f"model-{created['2026-03-11']}" in keys
+    assert f"model-{created['2026-03-12']}" not in keys  # not in the backfilled days
+    first = keys[f"model-{created['2026-03-10']}"]
+
+    rerun_at = time.time()
+    rerun = live.api.backfill(dag_id, "2026-03-10T00:00:00Z", "2026-03-10T00:00:00Z", reprocess_behavior="completed")
+    wait_until("the re-run of 2026-03-10", lambda: live.api.backfill_completed(rerun), timeout=240, interval=1)
+    rerun_runs = [r for r in backfill_runs() if r["end_date"] and _epoch(r["end_date"]) > rerun_at]
+    assert [r["state"] for r in rerun_runs] == ["success"], backfill_runs()
+    again = {m["artifact_key"]: m for m in verified_manifests(live.archive) if m["dag_id"] == dag_id}
+    assert again[first["artifact_key"]] == first  # untouched: same run, same archived_at
+    downloads = [r for r in control.requests(f"/model-{created['2026-03-10']}\\.zip$") if r["time"] > rerun_at]
+    assert downloads == [], downloads  # nothing fetched twice
+
+
+def _epoch(iso: str) -> float:
+    from datetime import datetime
+
+    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
