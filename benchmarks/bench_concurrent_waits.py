@@ -1,12 +1,34 @@
-"""``make bench``: N = 100, 500, 1,000 concurrent FlightHub 2 model-ready waits on one event loop (deferred) vs
-the same waits in poke mode, measured in one run against the emulator.
+"""``make bench``: N = 100, 500, 1,000 concurrent FlightHub 2 model-ready waits deferred to ONE real
+``airflow triggerer`` vs the same waits in poke mode, measured in one run against the emulator.
 
-Deferred: one process imports Airflow and the provider, builds N ``FlightHub2ModelReadyTrigger`` and runs them
-all on one asyncio loop, as the triggerer does; the parent samples that process's RSS and CPU, and the
-emulator's request log gives every poll's time, hence the real poll interval per wait.
-Poke: one process runs one wait the way a poking sensor does (sync hook call, same status function, sleep),
-which is what each worker slot does; N waits need N slot-processes, and with ``--parallelism P`` slots they
-run P at a time. Figures per slot are measured, totals for N are that times the slots.
+Deferred (measured): a fresh ``AIRFLOW_HOME`` with its own PostgreSQL database (``bench_waits_<pid>`` on
+127.0.0.1:5432, user postgres, dropped at the end), ``airflow db migrate``, a generated DAG file
+(``bench_waits_<N>``: one mapped ``FlightHub2ModelReadySensor`` over N literal placeholders) and
+``airflow dags reserialize``. The emulator (``python -m harvest_emulator``) and ``airflow triggerer
+--skip-serve-logs`` (no log server; ``capacity`` >= N and ``max_trigger_to_select_per_loop`` = largest N,
+otherwise Airflow defaults) each run as their own process group. For each N: N open models are started
+through the emulator's FlightHub 2 routes, then a helper process creates a DagRun with the ORM (``SerializedDAG.create_dagrun``, which expands the N mapped
+TIs) and defers every TI the way the execution API does when a worker defers: one ``Trigger`` row per TI
+(``Trigger.from_object(FlightHub2ModelReadyTrigger(model_uuid=<the emulator's uuid>, ...))`` - the DAG's
+placeholder ``model_uuid`` is replaced by the real one in the trigger kwargs only), and
+``state=deferred, trigger_id, next_method="execute_complete", trigger_timeout`` on the TI.
+No scheduler or executor runs, so TIs go straight from none to deferred (no RUNNING phase).
+The real triggerer starts N new triggers slowly (measured: ~20 s for 500, ~35 s for 1,000, mostly building
+the workloads from the DB before the first one runs), so with a fixed "ready 30 s after creation" most of
+1,000 models were already ready at their first poll and the waits never overlapped. Hence the emulator's
+stage clock is held (``stage_seconds`` huge) until every model has been polled once, then rescaled so all
+become ready ~``--wait`` s after that: all N waits really run concurrently for ``--wait`` s. The pick-up
+time is reported (``1st poll s`` = the last trigger's first poll after deferral).
+Sampled every 0.5 s: the triggerer's process tree RSS (sum) and PSS (``memory_full_info``), tree CPU
+seconds (user+system, children included), and from the DB the number of TIs in state running anywhere
+(= worker slots used while waiting). Success = every TI left deferred (the triggerer's event handling sets
+it to scheduled) before the deadline and its event says ``success``. Poll intervals per model come from the
+emulator's request log. RSS/PSS/CPU are for the triggerer alone (its idle baseline is reported too); CPU %
+is CPU seconds over the wall time from deferral to the last TI leaving deferred.
+
+Poke (DERIVED): one process runs one wait the way a poking sensor does (sync hook call, same status
+function, sleep), which is what each worker slot does; that one slot is measured and the totals for N
+waits are scaled from it (``--parallelism`` slots, N waits run slots at a time).
 
 Targets: 1,000 deferred waits under 400 MB RSS with polls within 10 % of the interval; 0 worker slots.
 """
@@ -14,41 +36,83 @@ Targets: 1,000 deferred waits under 400 MB RSS with polls within 10 % of the int
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import math
 import os
+import secrets
+import shutil
+import signal
+import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
-import uuid
 from pathlib import Path
 
 import psutil
+import psycopg2
+import requests
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / ".bench" / "concurrent_waits.json"
-RESULT = "RESULT "  # prefix of the child's last output line
+RESULT = "RESULT "  # prefix of a child's last output line
 STAGES = 5  # the emulator's successful model: queued, running, zipping x3 -> ready at stage 4
+PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
+DAG_FILE = '''\
+from datetime import datetime
+
+from airflow.sdk import DAG
+
+from artifact_harvest.flighthub2.sensors import FlightHub2ModelReadySensor
+
+for n in {sizes!r}:
+    with DAG(f"bench_waits_{{n}}", schedule=None, start_date=datetime(2026, 1, 1), catchup=False):
+        FlightHub2ModelReadySensor.partial(task_id="model_ready", poke_interval={interval!r},
+                                           timeout={timeout!r}).expand(
+            model_uuid=[f"placeholder-{{i}}" for i in range(n)])
+'''
 
 
-# -- the measured processes --------------------------------------------------------------------------
-def child_deferred(model_uuids: list[str], interval: float, deadline: float) -> None:
+# -- the helper processes (need AIRFLOW_HOME etc. in their environment) ------------------------------
+def child_defer(n: int, interval: float, deadline: float, model_uuids: list[str]) -> None:
+    """Create a run of ``bench_waits_<n>`` and defer its N mapped TIs, as a deferring worker's API call does."""
+    from datetime import timedelta
+
+    from sqlalchemy import select, update
+
+    from airflow.models.dagbag import DBDagBag
+    from airflow.models.taskinstance import TaskInstance as TI
+    from airflow.models.trigger import Trigger
+    from airflow.sdk import timezone
+    from airflow.utils.session import create_session
+    from airflow.utils.state import DagRunState, TaskInstanceState
+    from airflow.utils.types import DagRunTriggeredByType, DagRunType
+
+    from artifact_harvest.core.sensors import DEFER_GRACE
     from artifact_harvest.flighthub2.triggers import FlightHub2ModelReadyTrigger
 
-    async def first_event(trigger) -> str:
-        async for event in trigger.run():
-            return event.payload["status"]
-        return "none"
-
-    async def main() -> list[str]:
-        triggers = [FlightHub2ModelReadyTrigger(model_uuid=u, end_time=deadline, poll_interval=interval)
-                    for u in model_uuids]
-        return await asyncio.gather(*(first_event(t) for t in triggers))
-
-    statuses = asyncio.run(main())
-    print(RESULT + json.dumps({s: statuses.count(s) for s in set(statuses)}), flush=True)
+    with create_session() as session:
+        dag = DBDagBag().get_latest_version_of_dag(f"bench_waits_{n}", session=session)
+        now = timezone.utcnow()
+        run = dag.create_dagrun(run_id=f"bench_{n}_{time.time():.0f}", run_after=now, run_type=DagRunType.MANUAL,
+                                triggered_by=DagRunTriggeredByType.TEST, state=DagRunState.RUNNING,
+                                start_date=now, session=session)
+        session.flush()
+        tis = session.scalars(select(TI).where(TI.dag_id == run.dag_id, TI.run_id == run.run_id)
+                              .order_by(TI.map_index)).all()
+        assert len(tis) == n == len(model_uuids), (len(tis), n, len(model_uuids))
+        timeout = timedelta(seconds=deadline - time.time()) + DEFER_GRACE
+        for ti, model_uuid in zip(tis, model_uuids):
+            trigger = Trigger.from_object(FlightHub2ModelReadyTrigger(
+                model_uuid=model_uuid, end_time=deadline, poll_interval=interval))
+            session.add(trigger)
+            session.flush()
+            session.execute(update(TI).where(TI.id == ti.id).values(
+                state=TaskInstanceState.DEFERRED, trigger_id=trigger.id, next_method="execute_complete",
+                next_kwargs=None, trigger_timeout=timezone.utcnow() + timeout, start_date=now,
+                try_number=1))
+    print(RESULT + json.dumps({"dag_id": run.dag_id, "run_id": run.run_id, "deferred": n}), flush=True)
 
 
 def child_poke(model_uuid: str, interval: float, deadline: float) -> None:
@@ -65,29 +129,114 @@ def child_poke(model_uuid: str, interval: float, deadline: float) -> None:
     print(RESULT + json.dumps({"timeout": 1}), flush=True)
 
 
-# -- the parent: emulator, sampling, figures ---------------------------------------------------------
-def add_models(state, n: int) -> list[str]:
-    """N models that reconstruct for ``STAGES - 1`` stages, then are ready (fixed size, no download here)."""
-    from harvest_emulator import flighthub2 as fh2
-    from harvest_emulator.jobs import Job
+# -- emulator ----------------------------------------------------------------------------------------
+class Emulator:
+    """The emulator in its own process group; models are started through its FlightHub 2 routes."""
 
-    uuids = []
-    for _ in range(n):
-        model_uuid = str(uuid.uuid4())
-        blob = state.blobs.create(1024, filename=f"{model_uuid}.zip")
-        state.add_job(fh2.PROVIDER, Job(model_uuid, fh2._stages(None, 9), data={
-            "resource_uuid": "bench", "model_type": 1, "size": blob.size, "blob_id": blob.blob_id,
-            "error_code": 0}))
-        uuids.append(model_uuid)
-    return uuids
+    def __init__(self, stage_seconds: float, log: Path) -> None:
+        from harvest_emulator.credentials import FLIGHTHUB2_PROJECT_UUID, FLIGHTHUB2_TOKEN
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        self.url = f"http://127.0.0.1:{port}"
+        with log.open("w") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "harvest_emulator", "--port", str(port), "--stage-seconds", str(stage_seconds)],
+                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        self.http = requests.Session()
+        self.http.mount("http://", requests.adapters.HTTPAdapter(pool_maxsize=16))
+        self.http.headers.update({"X-User-Token": FLIGHTHUB2_TOKEN, "X-Project-Uuid": FLIGHTHUB2_PROJECT_UUID})
+        for _ in range(100):
+            try:
+                self.http.get(f"{self.url}/_emulator/health", timeout=1).raise_for_status()
+                break
+            except requests.RequestException:
+                time.sleep(0.1)
+        else:
+            raise RuntimeError(f"emulator did not start:\n{log.read_text()[-2000:]}")
+        self.resource = self._resource()
+
+    def _api(self, method: str, path: str, **kwargs) -> dict:
+        body = self.http.request(method, f"{self.url}/openapi/v0.1{path}", timeout=30, **kwargs).json()
+        if body.get("code") != 0:
+            raise RuntimeError(f"{method} {path}: {body}")
+        return body.get("data")
+
+    def _resource(self) -> str:
+        """One uploaded resource (obtain_token, S3 PUT, upload_callback) to start every model from."""
+        cred = self._api("POST", "/open_model/stores/obtain_token")
+        key = cred["store_path"].replace("{fileName}", "img.jpg")
+        put = self.http.put(f"{self.url}/s3/{cred['cloud_bucket_name']}/{key}", data=b"bench", timeout=30,
+                            headers={"Authorization": f"AWS4-HMAC-SHA256 Credential={cred['access_key_id']}/x"})
+        put.raise_for_status()
+        resource_uuid = key.rsplit("/", 2)[-2]
+        self._api("POST", "/open_model/stores/upload_callback", json={
+            "resource_uuid": resource_uuid, "callback_param": cred["callback_param"],
+            "files": [{"name": "img.jpg", "etag": put.headers["ETag"]}]})
+        return resource_uuid
+
+    def start_models(self, n: int) -> list[str]:
+        """N open models, started in a burst (16 threads) so they all become ready at about the same time."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        def one(_: int) -> str:
+            return self._api("POST", "/open_model/models/reconstruction/start", json={
+                "resource_uuid": self.resource, "parameter_2d": "{}"})["model_2d"]["uuid"]
+
+        with ThreadPoolExecutor(16) as pool:
+            return list(pool.map(one, range(n)))
+
+    def poll_times(self) -> dict[str, list[float]]:
+        from harvest_emulator.control import EmulatorControl
+
+        times: dict[str, list[float]] = {}
+        for entry in EmulatorControl(self.url).requests(path=r"/open_model/models/[0-9a-f-]{36}$"):
+            if entry["method"] == "GET":
+                times.setdefault(entry["path"].rsplit("/", 1)[-1], []).append(entry["time"])
+        return times
+
+    def configure(self, **config) -> None:
+        self.http.put(f"{self.url}/_emulator/config", json=config, timeout=30).raise_for_status()
+
+    def clear_requests(self) -> None:
+        self.http.delete(f"{self.url}/_emulator/requests", timeout=30).raise_for_status()
+
+    def stop(self) -> None:
+        stop_group(self.proc)
+
+
+def stop_group(proc: subprocess.Popen, grace: float = 30) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+# -- sampling ----------------------------------------------------------------------------------------
+def tree_sample(root: psutil.Process) -> tuple[int, int, float]:
+    """(RSS, PSS, CPU seconds incl. reaped children) summed over the process tree."""
+    rss = pss = 0
+    cpu = 0.0
+    for p in [root, *root.children(recursive=True)]:
+        try:
+            mem = p.memory_full_info()
+            t = p.cpu_times()
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+        rss, pss = rss + mem.rss, pss + getattr(mem, "pss", 0)
+        cpu += t.user + t.system + t.children_user + t.children_system
+    return rss, pss, cpu
 
 
 def run_measured(args: list[str], env: dict[str, str], model_uuids: list[str]) -> dict:
-    """Run one child, sampling RSS (its whole tree) every 0.1 s; returns peak RSS, CPU seconds and its output."""
-    OUT.parent.mkdir(exist_ok=True)
+    """Run one poking child, sampling RSS (its whole tree) every 0.1 s; peak RSS, CPU seconds, output."""
     uuids_file, log = OUT.with_name("model_uuids.txt"), OUT.with_name(f"child{args[0]}.log")
     uuids_file.write_text("\n".join(model_uuids))
-    with log.open("w") as out:  # never a pipe: the triggers' log lines would fill it and block the child
+    with log.open("w") as out:  # never a pipe: log lines would fill it and block the child
         proc = subprocess.Popen([sys.executable, __file__, *args, str(uuids_file)], env=env,
                                 stdout=out, stderr=subprocess.STDOUT)
     ps = psutil.Process(proc.pid)
@@ -108,88 +257,231 @@ def run_measured(args: list[str], env: dict[str, str], model_uuids: list[str]) -
             "result": json.loads(result[len(RESULT):])}
 
 
-def poll_intervals(requests_seen: list[dict], model_uuids: set[str]) -> list[float]:
-    times: dict[str, list[float]] = {}
-    for entry in requests_seen:
-        model_uuid = entry["path"].rstrip("/").rsplit("/", 1)[-1]
-        if entry["method"] == "GET" and model_uuid in model_uuids:
-            times.setdefault(model_uuid, []).append(entry["time"])
-    return [b - a for ts in times.values() for a, b in zip(sorted(ts), sorted(ts)[1:])]
+def event_statuses(next_kwargs: str | None) -> list[str]:
+    """Every ``status`` value inside a TI's (serde-wrapped) next_kwargs."""
+    found: list[str] = []
+
+    def walk(node) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key == "status" and isinstance(value, str):
+                    found.append(value)
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    if next_kwargs:
+        walk(json.loads(next_kwargs) if isinstance(next_kwargs, str) else next_kwargs)
+    return found
 
 
+# -- the parent --------------------------------------------------------------------------------------
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="100,500,1000")
     parser.add_argument("--interval", type=float, default=5.0, help="configured poll interval (s)")
-    parser.add_argument("--wait", type=float, default=30.0, help="seconds until each model is ready")
+    parser.add_argument("--wait", type=float, default=30.0,
+                        help="seconds each model stays not-ready after the triggerer polls all N of them")
     parser.add_argument("--parallelism", type=int, default=16, help="worker slots for the poke comparison")
+    parser.add_argument("--select-per-loop", type=int, default=None,
+                        help="[triggerer] max_trigger_to_select_per_loop (default: the largest N, so one loop claims "
+                             "every trigger; Airflow's own default is 50, which staggers 1,000 triggers over ~45 s)")
+    parser.add_argument("--keep", action="store_true", help="keep AIRFLOW_HOME and the database")
     args = parser.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+    select_per_loop = args.select_per_loop or max(sizes)
+
+    from cryptography.fernet import Fernet
 
     from harvest_emulator.credentials import connection_env
-    from harvest_emulator.server import EmulatorServer
 
-    server = EmulatorServer(polls_per_stage=0, stage_seconds=args.wait / (STAGES - 1)).start()
-    env = {**os.environ, **connection_env(server.url), "PYTHONPATH": str(ROOT)}
-    results: dict = {"interval_s": args.interval, "wait_s": args.wait, "parallelism": args.parallelism, "runs": []}
+    OUT.parent.mkdir(exist_ok=True)
+    home = Path(tempfile.mkdtemp(prefix="bench_waits_home_"))
+    (home / "dags").mkdir()
+    (home / "dags" / "bench_waits.py").write_text(DAG_FILE.format(
+        sizes=tuple(sizes), interval=args.interval, timeout=args.wait * 4))
+    db = f"bench_waits_{os.getpid()}"
+    pg = psycopg2.connect(dbname="postgres", **PG)
+    pg.autocommit = True
+    pg.cursor().execute(f"CREATE DATABASE {db}")
+    emulator = Emulator(args.wait / (STAGES - 1), OUT.with_name("emulator.log"))
+    env = {**os.environ, **connection_env(emulator.url), "PYTHONPATH": str(ROOT), "AIRFLOW_HOME": str(home),
+           "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"postgresql+psycopg2://postgres@127.0.0.1:5432/{db}",
+           "AIRFLOW__CORE__DAGS_FOLDER": str(home / "dags"), "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+           "AIRFLOW__CORE__FERNET_KEY": Fernet.generate_key().decode(),
+           "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),
+           "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
+           "AIRFLOW__TRIGGERER__CAPACITY": str(max(1000, *sizes)),
+           "AIRFLOW__TRIGGERER__MAX_TRIGGER_TO_SELECT_PER_LOOP": str(select_per_loop)}
+    airflow = str(Path(sys.executable).with_name("airflow"))
+    results: dict = {"interval_s": args.interval, "wait_s": args.wait, "parallelism": args.parallelism,
+                     "triggerer": f"{airflow} triggerer --skip-serve-logs (real daemon, own process group)",
+                     "database": f"postgresql 127.0.0.1:5432/{db}",
+                     "triggerer_config": {"capacity": max(1000, *sizes), "max_trigger_to_select_per_loop":
+                                          select_per_loop, "other": "Airflow defaults"}, "runs": []}
+    triggerer = None
+    dbc = None
     try:
+        for cmd in (["db", "migrate"], ["dags", "reserialize"]):
+            done = subprocess.run([airflow, *cmd], env=env, capture_output=True, text=True)
+            if done.returncode:
+                raise RuntimeError(f"airflow {' '.join(cmd)} failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
+        dbc = psycopg2.connect(dbname=db, **PG)
+        dbc.autocommit = True
+        cur = dbc.cursor()
+
         # poke: one slot, one wait, measured
-        [model_uuid] = add_models(server.state, 1)
-        deadline = time.time() + args.wait * 3
-        slot = run_measured(["--child-poke", str(args.interval), str(deadline)], env, [model_uuid])
+        [model_uuid] = emulator.start_models(1)
+        slot = run_measured(["--child-poke", str(args.interval), str(time.time() + args.wait * 3)], env, [model_uuid])
         results["poke_slot"] = slot
-        for n in map(int, args.sizes.split(",")):
-            server.state.requests.clear()
-            uuids = add_models(server.state, n)
-            deadline = time.time() + args.wait * 3
-            measured = run_measured(["--child-deferred", str(args.interval), str(deadline)], env, uuids)
-            intervals = poll_intervals(server.state.requests, set(uuids))
-            mean = statistics.fmean(intervals)
+
+        # the real triggerer
+        with OUT.with_name("triggerer.log").open("w") as out:
+            triggerer = subprocess.Popen([airflow, "triggerer", "--skip-serve-logs"], env=env, cwd=home,
+                                         stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        root = psutil.Process(triggerer.pid)
+        for _ in range(120):
+            cur.execute("SELECT count(*) FROM job WHERE job_type = 'TriggererJob' AND state = 'running'")
+            if cur.fetchone()[0] and len(root.children(recursive=True)) >= 1:
+                break
+            if triggerer.poll() is not None:
+                raise RuntimeError("triggerer exited:\n" + OUT.with_name("triggerer.log").read_text()[-3000:])
+            time.sleep(0.5)
+        else:
+            raise RuntimeError("triggerer did not start:\n" + OUT.with_name("triggerer.log").read_text()[-3000:])
+        time.sleep(3)
+        idle_rss, idle_pss, _ = tree_sample(root)
+        results["triggerer_idle"] = {"rss_mb": idle_rss / 1e6, "pss_mb": idle_pss / 1e6,
+                                     "processes": 1 + len(root.children(recursive=True))}
+
+        for n in sizes:
+            # models hold at "queued" until the triggerer polls every one of them, then become ready
+            # ~args.wait s later (the emulator's stage clock is rescaled), so all N waits overlap for that long
+            emulator.configure(stage_seconds=1e9)
+            started = time.time()
+            uuids = emulator.start_models(n)
+            created_in = time.time() - started
+            emulator.clear_requests()
+            deadline = time.time() + args.wait * 3 + 120
+            uuids_file = OUT.with_name("model_uuids.txt")
+            uuids_file.write_text("\n".join(uuids))
+            _, _, cpu0 = tree_sample(root)
+            t0, defer_at = time.monotonic(), time.time()
+            defer = subprocess.run([sys.executable, __file__, "--child-defer", str(n), str(args.interval),
+                                    str(deadline), str(uuids_file)], env=env, capture_output=True, text=True)
+            if defer.returncode:
+                raise RuntimeError(f"deferring failed:\n{defer.stdout[-2000:]}{defer.stderr[-3000:]}")
+            info = json.loads(next(line for line in reversed(defer.stdout.splitlines())
+                                   if line.startswith(RESULT))[len(RESULT):])
+            deferred_in = time.monotonic() - t0
+            peak_rss = peak_pss = 0
+            max_running = 0
+            counts: dict = {}
+            all_polling_at = None
+            last_check = 0.0
+            while time.time() < deadline + 30:
+                if all_polling_at is None and time.monotonic() - last_check >= 1:
+                    last_check = time.monotonic()
+                    if len(emulator.poll_times()) == n:
+                        all_polling_at = time.time()
+                        emulator.configure(stage_seconds=(all_polling_at + args.wait - started) / (STAGES - 1))
+                rss, pss, cpu = tree_sample(root)
+                peak_rss, peak_pss = max(peak_rss, rss), max(peak_pss, pss)
+                cur.execute("SELECT count(*) FROM task_instance WHERE state = 'running'")
+                max_running = max(max_running, cur.fetchone()[0])
+                cur.execute("SELECT coalesce(state, 'none'), count(*) FROM task_instance WHERE dag_id = %s AND "
+                            "run_id = %s GROUP BY 1", (info["dag_id"], info["run_id"]))
+                counts = dict(cur.fetchall())
+                if not counts.get("deferred"):
+                    break
+                if triggerer.poll() is not None:
+                    raise RuntimeError("triggerer died:\n" + OUT.with_name("triggerer.log").read_text()[-3000:])
+                time.sleep(0.5)
+            wall = time.monotonic() - t0
+            _, _, cpu1 = tree_sample(root)
+            cur.execute("SELECT next_kwargs::text FROM task_instance WHERE dag_id = %s AND run_id = %s",
+                        (info["dag_id"], info["run_id"]))
+            statuses = [(event_statuses(row[0]) or ["none"])[0] for row in cur.fetchall()]
+            times = emulator.poll_times()
+            intervals = [b - a for ts in times.values() for a, b in zip(sorted(ts), sorted(ts)[1:])]
+            mean = statistics.fmean(intervals) if intervals else float("nan")
+            first_polls = sorted(min(ts) - defer_at for ts in times.values())
+            per_model = [len(ts) for ts in times.values()]
             slots = min(n, args.parallelism)
-            results["runs"].append({
+            run = {
                 "n": n,
                 "deferred": {
-                    **measured,
-                    "cpu_percent_of_one_core": 100 * measured["cpu_seconds"] / measured["wall_seconds"],
-                    "worker_slots_while_waiting": 0,
-                    "polls": len(intervals) + n,
+                    "peak_rss_mb": peak_rss / 1e6, "peak_pss_mb": peak_pss / 1e6,
+                    "cpu_seconds": cpu1 - cpu0, "wall_seconds": wall, "defer_helper_seconds": deferred_in,
+                    "cpu_percent_of_one_core": 100 * (cpu1 - cpu0) / wall,
+                    "worker_slots_while_waiting": max_running,
+                    "ti_states_at_end": counts,
+                    "event_statuses": {s: statuses.count(s) for s in set(statuses)},
+                    "all_fired": counts.get("scheduled", 0) == n and statuses.count("success") == n,
+                    "models_created_in_s": created_in,
+                    "all_triggers_polling_after_defer_s": (all_polling_at or float("nan")) - defer_at,
+                    "first_poll_after_defer_s": {"min": first_polls[0], "median": statistics.median(first_polls),
+                                                 "max": first_polls[-1]},
+                    "models_polled": len(times), "polls": sum(per_model),
+                    "polls_per_model": {"min": min(per_model), "mean": statistics.fmean(per_model)},
+                    "intervals_measured": len(intervals),
                     "mean_interval_s": mean,
                     "interval_error_pct": 100 * (mean - args.interval) / args.interval,
-                    "p95_interval_s": statistics.quantiles(intervals, n=20)[-1],
+                    "p95_interval_s": statistics.quantiles(intervals, n=20)[-1] if len(intervals) > 1 else mean,
+                    "max_interval_s": max(intervals, default=float("nan")),
                 },
-                "poke": {
+                "poke_derived": {
                     "worker_slots_while_waiting": slots,
                     "rss_mb": slots * slot["peak_rss_mb"],
                     "cpu_seconds": n * slot["cpu_seconds"],
                     "wall_seconds_for_all": math.ceil(n / slots) * slot["wall_seconds"],
                 },
-            })
+            }
+            results["runs"].append(run)
+            print(f"N={n}: {json.dumps(run['deferred'])}", flush=True)
     finally:
-        server.stop()
+        if triggerer is not None:
+            stop_group(triggerer)
+        emulator.stop()
+        if dbc is not None:
+            dbc.close()
+        if not args.keep:
+            pg.cursor().execute(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
+            shutil.rmtree(home, ignore_errors=True)
+        pg.close()
 
-    OUT.parent.mkdir(exist_ok=True)
     OUT.write_text(json.dumps(results, indent=2))
     print_table(results)
     last = results["runs"][-1]["deferred"]
-    all_done = all(run["deferred"]["result"] == {"success": run["n"]} for run in results["runs"])
+    all_done = all(run["deferred"]["all_fired"] for run in results["runs"])
     ok = all_done and last["peak_rss_mb"] < 400 and abs(last["interval_error_pct"]) <= 10
-    print(f"\nevery wait saw its model ready: {all_done}")
+    print(f"\nevery trigger fired 'success' and its TI left deferred: {all_done}")
     print(f"target (1,000 waits < 400 MB, polls within 10 %): {'met' if ok else 'NOT met'}; details in {OUT}")
     return 0 if ok else 1
 
 
 def print_table(results: dict) -> None:
-    slot = results["poke_slot"]
-    print(f"\nconcurrent waits: poll every {results['interval_s']:g} s, each wait {results['wait_s']:g} s; "
-          f"poke mode with {results['parallelism']} worker slots (one slot measured: "
-          f"{slot['peak_rss_mb']:.0f} MB RSS, {slot['cpu_seconds']:.2f} CPU-s per wait)")
-    header = ("N", "deferred RSS MB", "CPU-s", "CPU %", "slots", "mean poll s", "error %", "p95 s",
+    slot, idle = results["poke_slot"], results["triggerer_idle"]
+    cfg = results["triggerer_config"]
+    print(f"\nconcurrent waits on one real `airflow triggerer --skip-serve-logs` (PostgreSQL metadata DB, "
+          f"capacity {cfg['capacity']}, max_trigger_to_select_per_loop {cfg['max_trigger_to_select_per_loop']}): "
+          f"poll every {results['interval_s']:g} s, models ready ~{results['wait_s']:g} s after all N are polled; idle "
+          f"triggerer {idle['rss_mb']:.0f} MB RSS / {idle['pss_mb']:.0f} MB PSS in {idle['processes']} processes")
+    print("CPU % = triggerer tree CPU-s / wall s from deferral until no TI is deferred; slots = max TIs in state "
+          "running (DB, sampled every 0.5 s); 1st poll s = latest first poll after deferral (triggerer pick-up)")
+    print(f"poke columns are DERIVED: one slot measured ({slot['peak_rss_mb']:.0f} MB RSS, "
+          f"{slot['cpu_seconds']:.2f} CPU-s per wait) x {results['parallelism']} worker slots")
+    header = ("N", "RSS MB", "PSS MB", "CPU-s", "CPU %", "slots", "mean poll s", "error %", "p95 s", "polls/wait", "1st poll s", "all fired",
               "| poke slots", "poke RSS MB", "poke CPU-s", "poke wall s")
     rows = []
     for run in results["runs"]:
-        d, p = run["deferred"], run["poke"]
-        rows.append((str(run["n"]), f"{d['peak_rss_mb']:.0f}", f"{d['cpu_seconds']:.1f}",
+        d, p = run["deferred"], run["poke_derived"]
+        rows.append((str(run["n"]), f"{d['peak_rss_mb']:.0f}", f"{d['peak_pss_mb']:.0f}", f"{d['cpu_seconds']:.1f}",
                      f"{d['cpu_percent_of_one_core']:.0f}", str(d["worker_slots_while_waiting"]),
                      f"{d['mean_interval_s']:.2f}", f"{d['interval_error_pct']:+.1f}", f"{d['p95_interval_s']:.2f}",
+                     f"{d['polls_per_model']['mean']:.1f}", f"{d['first_poll_after_defer_s']['max']:.1f}",
+                     "yes" if d["all_fired"] else "NO",
                      f"| {p['worker_slots_while_waiting']}", f"{p['rss_mb']:.0f}", f"{p['cpu_seconds']:.1f}",
                      f"{p['wall_seconds_for_all']:.0f}"))
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
@@ -198,12 +490,11 @@ def print_table(results: dict) -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) > 1 and sys.argv[1] in ("--child-deferred", "--child-poke"):
+    if len(sys.argv) > 1 and sys.argv[1] == "--child-defer":
+        child_defer(int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4]), Path(sys.argv[5]).read_text().split())
+        sys.exit(0)
+    if len(sys.argv) > 1 and sys.argv[1] == "--child-poke":
         interval, deadline = float(sys.argv[2]), float(sys.argv[3])
-        lines = Path(sys.argv[4]).read_text().split()
-        if sys.argv[1] == "--child-deferred":
-            child_deferred(lines, interval, deadline)
-        else:
-            child_poke(lines[0], interval, deadline)
+        child_poke(Path(sys.argv[4]).read_text().split()[0], interval, deadline)
         sys.exit(0)
     sys.exit(main())
