@@ -160,3 +160,30 @@ def test_sensor_resumes_from_trigger_events(event, raised):
     with pytest.raises(raised):
         sensor.execute_complete({}, event)
     assert sensor.execute_complete({}, {"status": "success", "message": "", "file_id": "1"}) == {"file_id": "1"}
+
+
+class _FirstTry:
+    """What reschedule mode asks of the running task instance (the supervisor's; no server can produce it)."""
+
+    def get_first_reschedule_date(self, context):
+        return None
+
+
+def test_model_ready_sensor_in_reschedule_mode_frees_the_slot_until_ready(emu):
+    """Reschedule mode through the real ``execute``: not ready gives the worker slot back; ready returns ids."""
+    from airflow.sdk.exceptions import AirflowRescheduleException
+
+    sensor = FlightHub2ModelReadySensor(task_id="s", model_uuid=start(), mode="reschedule", deferrable=False,
+                                        poke_interval=5, timeout=60)
+    context = {"ti": _FirstTry()}
+    reschedules = 0
+    while True:
+        try:
+            result = sensor.execute(context)
+            break
+        except AirflowRescheduleException as exc:
+            reschedules += 1
+            assert exc.reschedule_date.timestamp() > time.time()  # back in about poke_interval, slot freed
+            assert reschedules < 10
+    # queued, running, reconstructed-not-zipped, zipping: four looks that give the slot back, then ready
+    assert reschedules == 4 and result["file_id"]
