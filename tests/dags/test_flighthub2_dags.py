@@ -14,7 +14,7 @@ import requests
 from artifact_harvest.flighthub2.hook import FlightHub2Hook
 from artifact_harvest.flighthub2.operators import FlightHub2StartReconstructionOperator
 from artifact_harvest.flighthub2.upload import PhotoUploader, UploadTarget, list_photos
-from dag_helpers import load_dag, task_states
+from support import StateStore, load_dag, task_states
 from harvest_emulator.credentials import FLIGHTHUB2_TOKEN
 from harvest_emulator.flighthub2 import DEFAULT_SIZE, DEMO_FILE_ID, DEMO_RUNS
 
@@ -56,19 +56,6 @@ def upload(hook: FlightHub2Hook) -> str:
 @pytest.fixture
 def sandbox(airflow_db, emu, archive_root, staging_dir):
     return emu
-
-
-class StateStore:
-    """The task state store of one task instance (survives retries), as the start step uses it."""
-
-    def __init__(self) -> None:
-        self.values: dict = {}
-
-    def get(self, key, default=None):
-        return self.values.get(key, default)
-
-    def set(self, key, value, retention=None):
-        self.values[key] = value
 
 
 def test_reconstruct_model_end_to_end(sandbox, archive_root, capfd):

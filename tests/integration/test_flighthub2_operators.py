@@ -15,20 +15,10 @@ from artifact_harvest.flighthub2.operators import (
     FlightHub2ListModelsOperator,
     FlightHub2UploadPhotosOperator,
 )
+from support import StateStore
 from harvest_emulator.credentials import FLIGHTHUB2_TOKEN
 
 PHOTOS = Path(__file__).resolve().parents[2] / "include" / "sample_data" / "flighthub2_photos"
-
-
-class StateStore:
-    def __init__(self) -> None:
-        self.values: dict = {}
-
-    def get(self, key, default=None):
-        return self.values.get(key, default)
-
-    def set(self, key, value, retention=None):
-        self.values[key] = value
 
 
 def test_upload_retry_sends_only_the_missing_photos_to_the_same_resource(emu):

@@ -6,25 +6,13 @@ from typing import Any
 
 import pytest
 
+from support import StateStore
 from artifact_harvest.core.errors import ProviderError
 from artifact_harvest.minimax.operators import (
     MiniMaxCreateSpeechOperator,
     MiniMaxCreateVideoOperator,
     MiniMaxDownloadOperator,
 )
-
-
-class StateStore:
-    """Stand-in for Airflow's per-task-instance store (the part submit_once uses)."""
-
-    def __init__(self) -> None:
-        self.values: dict[str, Any] = {}
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return self.values.get(key, default)
-
-    def set(self, key: str, value: Any, retention: Any = None) -> None:
-        self.values[key] = value
 
 
 @pytest.mark.parametrize(("operator", "route"), [

@@ -14,6 +14,7 @@ from artifact_harvest.qianfan.hook import QianfanHook
 from artifact_harvest.qianfan.operators import EXPORT_ID_KEY, QianfanCreateModelExportOperator
 from artifact_harvest.qianfan.sensors import QianfanModelExportSensor
 from artifact_harvest.qianfan.triggers import QianfanModelExportTrigger
+from support import StateStore
 from harvest_emulator.qianfan import DEFAULT_SIZE, SEEDED_EXPORT_ID, SEEDED_MODEL_ID
 
 
@@ -114,21 +115,8 @@ def test_serialize_round_trip():
     assert path == "artifact_harvest.qianfan.triggers.QianfanModelExportTrigger"
 
 
-class Store:
-    """The task state store's get/set, in memory (a retry = a new operator run with the same store)."""
-
-    def __init__(self) -> None:
-        self.values: dict[str, Any] = {}
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return self.values.get(key, default)
-
-    def set(self, key: str, value: Any, **_: Any) -> None:
-        self.values[key] = value
-
-
-def context(store: Store | None = None) -> dict[str, Any]:
-    return {"task_state_store": store or Store()}
+def context(store: StateStore | None = None) -> dict[str, Any]:
+    return {"task_state_store": store or StateStore()}
 
 
 def test_sensor_defers_with_the_export_ids_then_succeeds_without_deferring_when_done(emu):
@@ -148,7 +136,7 @@ def test_sensor_defers_with_the_export_ids_then_succeeds_without_deferring_when_
 def test_sensor_poke_mode_fail_and_vanish(emu):
     failing = start(emu, "amv-s3", outcome="fail")
     sensor = QianfanModelExportSensor(task_id="w", model_id="amv-s3", export_id=failing, deferrable=False)
-    store = Store()
+    store = StateStore()
     assert sensor.poke(context(store)) is False  # Doing
     with pytest.raises(AirflowFailException, match="Fail"):
         sensor.poke(context(store))
@@ -156,7 +144,7 @@ def test_sensor_poke_mode_fail_and_vanish(emu):
     vanishing = start(emu, "amv-s4", outcome="vanish")
     sensor = QianfanModelExportSensor(task_id="w", model_id="amv-s4", export_id=vanishing, deferrable=False,
                                       missing_grace_seconds=0.2)
-    store, deadline = Store(), time.monotonic() + 10
+    store, deadline = StateStore(), time.monotonic() + 10
     with pytest.raises(AirflowFailException, match="disappeared"):
         while time.monotonic() < deadline:
             sensor.poke(context(store))
@@ -194,7 +182,7 @@ def test_running_export_is_attached_even_when_forced(emu):
 
 
 def test_a_retried_task_never_creates_a_second_export(emu):
-    store = Store()
+    store = StateStore()
     first = create_op("amv-o2", force=True).execute(context(store))
     again = create_op("amv-o2", force=True).execute(context(store))
     assert first == again and store.values[EXPORT_ID_KEY] == first["exportId"] and creates(emu) == 1

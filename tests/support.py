@@ -1,8 +1,9 @@
-"""Helpers for the end-to-end DAG tests (dag.test() against the emulator)."""
+"""Shared test helpers: loading DAGs for dag.test(), reading task states, a task state store stand-in."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 DAGS = Path(__file__).resolve().parents[1] / "dags"
 
@@ -22,3 +23,19 @@ def task_states(run) -> dict[str, str]:
         ti.task_id if ti.map_index < 0 else f"{ti.task_id}[{ti.map_index}]": ti.state
         for ti in run.get_task_instances()
     }
+
+
+class StateStore:
+    """Airflow's per-task-instance store (get/set), in memory: a retry is a new run with the same store.
+
+    The real one lives behind the task supervisor, which no test server can stand in for.
+    """
+
+    def __init__(self) -> None:
+        self.values: dict[str, Any] = {}
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.values.get(key, default)
+
+    def set(self, key: str, value: Any, *, retention: Any = None) -> None:
+        self.values[key] = value
