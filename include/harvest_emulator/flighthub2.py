@@ -87,12 +87,6 @@ def _refused(request: web.Request, project: bool = True) -> web.Response | None:
     return None
 
 
-def _records(state: EmulatorState, kind: str) -> dict[str, Job]:
-    if kind == MODELS and MODELS not in state.jobs:
-        _seed(state)
-    return state.jobs[kind]
-
-
 _ids = itertools.count(2000)
 
 
@@ -280,7 +274,7 @@ async def list_models(request: web.Request) -> web.Response:
     if refused := _refused(request):
         return refused
     page, size = int(request.query.get("page", 1)), int(request.query.get("page_size", 10))
-    models = sorted(_records(request.app[STATE], MODELS).values(), key=lambda j: int(j.job_id))
+    models = sorted(request.app[STATE].jobs[MODELS].values(), key=lambda j: int(j.job_id))
     chunk = [_public(j) for j in models[(page - 1) * size : page * size]]
     return ok({"list": chunk or None})
 
@@ -289,7 +283,7 @@ async def model_details(request: web.Request) -> web.Response:
     if refused := _refused(request):
         return refused
     state = request.app[STATE]
-    job = _records(state, MODELS).get(request.match_info["model_id"])
+    job = state.jobs[MODELS].get(request.match_info["model_id"])
     if job is None:
         return err(210404, "model not found")
     url = state.signed_url(base_url(request), job.data["blob_id"])
@@ -304,7 +298,6 @@ async def create_model(request: web.Request) -> web.Response:
     if not body.get("name") or not body.get("reconstruction_type"):
         return err(210400, "name and reconstruction_type are required")
     scenario = state.next_scenario(PROVIDER)
-    _records(state, MODELS)
     job = _add_model(state, next(_ids), body["name"], float(scenario.get("create_at", time.time())),
                      int(scenario.get("size", DEFAULT_SIZE)), ["zipping", "ready"])
     return ok({"id": job.data["id"]})
@@ -321,7 +314,7 @@ async def download_url(request: web.Request) -> web.Response:
             ready = _view(job, state, job.peek(state.config))["zip_status"] == 2
             url = state.signed_url(base_url(request), file_id) if ready else ""
             return ok({"url": url, "id": 0})
-    job = _records(state, MODELS).get(file_id)
+    job = state.jobs[MODELS].get(file_id)
     if job is None:
         return err(210404, f"model file {file_id} not found")
     ready = job.observe(state.config) == "ready"
@@ -360,6 +353,7 @@ async def s3_object(request: web.Request) -> web.StreamResponse:
 
 
 def register(app: web.Application, state: EmulatorState) -> None:
+    state.add_seeder(_seed)
     r = app.router
     r.add_get(f"{PREFIX}/project", projects)
     r.add_get(f"{PREFIX}/project/sts-token", project_sts)

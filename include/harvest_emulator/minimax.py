@@ -13,7 +13,7 @@ Scenarios (``push_scenario("minimax", ...)``, consumed by the next create call):
 
 Tasks are jobs of provider ``minimax``; files are jobs of ``minimax_files`` whose last stage ``ready`` means
 files/retrieve hands out a signed ``download_url`` (TTL ``url_ttl_seconds`` for video, 9x that for speech,
-like 1 h / 9 h, unless ``minimax_speech_url_ttl_seconds`` is set). On first use after a start or reset,
+like 1 h / 9 h, unless ``minimax_speech_url_ttl_seconds`` is set). After start and every reset,
 three finished files are seeded (fixed ids, created five minutes ago) for the demo runs.
 """
 
@@ -84,19 +84,13 @@ def _authenticated(handler):
 
 
 # -- files ---------------------------------------------------------------------------------------------
-def _files(state: EmulatorState) -> dict[str, Job]:
-    if FILES not in state.jobs:
-        _seed(state)
-    return state.jobs[FILES]
-
-
 def _add_file(state: EmulatorState, purpose: str, filename: str, data: bytes | None = None, size: int = 0,
               file_id: int | None = None, task_id: str = "", stages: tuple[str, ...] = ("ready",),
               created_at: float | None = None) -> Job:
     blob = state.blobs.create(size=size, filename=filename, data=data)
     job = Job(job_id=str(file_id or next(_ids)), stages=list(stages), created_at=created_at or time.time(),
               data={"blob_id": blob.blob_id, "purpose": purpose, "task_id": task_id})
-    _files(state)[job.job_id] = job
+    state.jobs[FILES][job.job_id] = job
     return job
 
 
@@ -120,7 +114,6 @@ def speech_bundle(task_id: str, audio_format: str, size: int) -> bytes:
 
 def _seed(state: EmulatorState) -> None:
     created = time.time() - 300
-    state.jobs[FILES] = {}
     _add_file(state, "video_generation", "output_aigc.mp4", size=DEFAULT_VIDEO_SIZE, file_id=SEED_VIDEO_FILE_ID,
               task_id="seed-video-1", created_at=created)
     _add_file(state, "t2a_async", "seed-speech-1.tar", data=speech_bundle("seed-speech-1", "mp3", 4096),
@@ -141,7 +134,7 @@ def _file_id(value: Any) -> str | None:
 
 
 async def retrieve(request: web.Request, state: EmulatorState) -> web.Response:
-    job = _files(state).get(_file_id(request.query.get("file_id")) or "")
+    job = state.jobs[FILES].get(_file_id(request.query.get("file_id")) or "")
     if job is None:
         return envelope(2013, "invalid params, file_id not found")
     url = ""
@@ -157,7 +150,7 @@ async def list_files(request: web.Request, state: EmulatorState) -> web.Response
     purpose = request.query.get("purpose")
     if purpose not in ("voice_clone", "prompt_audio", "t2a_async_input", "t2a_async", "video_generation"):
         return envelope(2013, "invalid params, purpose")
-    files = [_file_object(state, job) for job in _files(state).values() if job.data["purpose"] == purpose]
+    files = [_file_object(state, job) for job in state.jobs[FILES].values() if job.data["purpose"] == purpose]
     for file in files:
         del file["download_url"]
     return envelope(files=files)
@@ -166,10 +159,10 @@ async def list_files(request: web.Request, state: EmulatorState) -> web.Response
 async def delete_file(request: web.Request, state: EmulatorState) -> web.Response:
     body = await _json(request)
     file_id = _file_id(body.get("file_id"))
-    job = _files(state).get(file_id or "")
+    job = state.jobs[FILES].get(file_id or "")
     if job is None or body.get("purpose") != job.data["purpose"]:
         return envelope(2013, "invalid params, file_id or purpose")
-    del _files(state)[file_id]
+    del state.jobs[FILES][file_id]
     return envelope(file_id=int(file_id))
 
 
@@ -259,6 +252,7 @@ def _query(kind: str):
 
 def register(app: web.Application, state: EmulatorState) -> None:
     """The MiniMax routes, at ``/v1/...`` and ``/minimax/v1/...``."""
+    state.add_seeder(_seed)
     routes = [
         ("POST", "/v1/video_generation", create_video),
         ("GET", "/v1/query/video_generation", _query("video")),

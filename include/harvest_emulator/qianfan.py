@@ -23,7 +23,7 @@ next CreateModelExportTask):
   (``done``) or ``"title"`` (``Done``). Defaults come from the config keys ``qianfan_state_field`` /
   ``qianfan_case`` (``"status"`` / ``"title"``).
 
-On first use after a start or reset, version ``SEEDED_MODEL_ID`` has a finished export ``SEEDED_EXPORT_ID``.
+After start and every reset, version ``SEEDED_MODEL_ID`` has a finished export ``SEEDED_EXPORT_ID``.
 """
 
 from __future__ import annotations
@@ -121,17 +121,17 @@ def _tar(size: int, seed: int) -> bytes:
     return buffer.getvalue()
 
 
-async def _new_export(state: EmulatorState, model_id: str, scenario: dict[str, Any], export_id: str | None = None,
-                      created_at: float | None = None) -> Job:
+def _build_export(state: EmulatorState, model_id: str, scenario: dict[str, Any], export_id: str | None = None,
+                  created_at: float | None = None) -> Job:
     outcome = scenario.get("outcome", "done")
     if outcome not in _STAGES:
         raise web.HTTPBadRequest(text=f"unknown qianfan outcome {outcome!r}; known: {', '.join(_STAGES)}")
-    size, loop = int(scenario.get("size", DEFAULT_SIZE)), asyncio.get_running_loop()
+    size = int(scenario.get("size", DEFAULT_SIZE))
     if size <= MAX_TAR_IN_MEMORY:
-        blob = state.blobs.create(data=await loop.run_in_executor(None, _tar, size, random.getrandbits(32)))
+        blob = state.blobs.create(data=_tar(size, random.getrandbits(32)))
     else:  # big files for benchmarks: deterministic bytes generated on the fly, not a real tar
         blob = state.blobs.create(size=size)
-    md5 = await loop.run_in_executor(None, lambda: blob.md5)
+    md5 = blob.md5
     blob.filename = f"{model_id}_model_{md5}.tar"
     job = Job(export_id or f"amve-{uuid.uuid4().hex[:12]}", list(_STAGES[outcome]), scenario=scenario,
               data={"model_id": model_id, "blob_id": blob.blob_id,
@@ -141,11 +141,16 @@ async def _new_export(state: EmulatorState, model_id: str, scenario: dict[str, A
     return state.add_job(PROVIDER, job)
 
 
-async def _seed(state: EmulatorState) -> None:
-    """The demo's finished export (first use after start or reset)."""
-    if SEEDED_EXPORT_ID not in state.jobs[PROVIDER]:
-        job = await _new_export(state, SEEDED_MODEL_ID, {}, SEEDED_EXPORT_ID, created_at=time.time() - 3600)
-        job.stages = ["Done"]
+async def _new_export(state: EmulatorState, model_id: str, scenario: dict[str, Any]) -> Job:
+    """Building a tar of up to 64 MiB and its md5 takes a moment: off the event loop."""
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(None, _build_export, state, model_id, scenario)
+
+
+def _seed(state: EmulatorState) -> None:
+    """The demo's finished export (after start and every reset)."""
+    job = _build_export(state, SEEDED_MODEL_ID, {}, SEEDED_EXPORT_ID, created_at=time.time() - 3600)
+    job.stages = ["Done"]
 
 
 def _record(request: web.Request, state: EmulatorState, model_id: str) -> dict[str, Any]:
@@ -175,7 +180,6 @@ async def model_action(request: web.Request) -> web.Response:
     if (problem := _auth_error(request)) is not None:
         return problem
     state = request.app[STATE]
-    await _seed(state)
     action = request.query.get("Action")
     try:
         body = await request.json()
@@ -194,4 +198,5 @@ async def model_action(request: web.Request) -> web.Response:
 
 
 def register(app: web.Application, state: EmulatorState) -> None:
+    state.add_seeder(_seed)
     app.router.add_post("/v2/model", model_action)

@@ -7,6 +7,7 @@ import hmac
 import secrets
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
@@ -28,7 +29,13 @@ class EmulatorState:
         self._baseline = {**DEFAULT_CONFIG, **config_overrides}
         self.blobs = BlobStore()
         self.faults = FaultPlan()
+        self._seeders: list[Callable[[EmulatorState], None]] = []
         self.reset()
+
+    def add_seeder(self, seed: Callable[[EmulatorState], None]) -> None:
+        """A provider's fixed records (the demo's finished jobs): created now and again after every reset."""
+        self._seeders.append(seed)
+        seed(self)
 
     def reset(self) -> None:
         self.config: dict[str, Any] = dict(self._baseline)
@@ -37,6 +44,8 @@ class EmulatorState:
         self.jobs: defaultdict[str, dict[str, Job]] = defaultdict(dict)
         self.scenarios: defaultdict[str, list[dict[str, Any]]] = defaultdict(list)
         self.requests: list[dict[str, Any]] = []
+        for seed in self._seeders:
+            seed(self)
 
     def next_scenario(self, provider: str) -> dict[str, Any]:
         """The oldest scenario a test pushed for ``provider`` (consumed), or {} for the happy path."""
