@@ -169,3 +169,13 @@ def test_operator_subclass_executes_with_its_provider_asset(emu, archive_root, s
     assert op.outlets == [asset_for("emu")]
     manifest = op.execute({"run_id": "r1", "outlet_events": OutletEventAccessors()})
     assert (archive_root / "emu/job-7/out.zip").stat().st_size == 100_000 and manifest["source"] == {"job": 7}
+
+
+def test_remote_root_uses_the_connection_the_variable_names(monkeypatch):
+    from artifact_harvest.core.archive import archive_root
+
+    monkeypatch.setenv("AIRFLOW_VAR_ARTIFACT_ARCHIVE_ROOT", "s3://harvest-bucket/archive")
+    monkeypatch.setenv("AIRFLOW_VAR_ARTIFACT_ARCHIVE_CONN_ID", "aws_archive")
+    root = archive_root()
+    assert (root.protocol, root.conn_id) == ("s3", "aws_archive")
+    assert str(root).endswith("harvest-bucket/archive")  # Airflow writes it as s3://aws_archive@harvest-bucket/...
