@@ -23,6 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from scripts.airflow_api import AirflowApi  # noqa: E402
+from scripts.airflow_home import project_airflow_env  # noqa: E402
 
 DEMO = ROOT / ".demo"
 PROVIDERS = ("flighthub2", "minimax", "qianfan")
@@ -84,8 +85,6 @@ def main() -> int:
     home, archive, staging = DEMO / "airflow", DEMO / "archive", DEMO / "staging"
     for d in (home, archive, staging):
         d.mkdir(parents=True)
-    # a known login for the REST API and the UI (SimpleAuthManager reads this file at start)
-    (home / "simple_auth_manager_passwords.json.generated").write_text(json.dumps({"admin": "admin"}))
 
     emulator_port, api_port = free_port(8765), free_port(8080)
     emulator_url = f"http://127.0.0.1:{emulator_port}"
@@ -93,10 +92,7 @@ def main() -> int:
         **os.environ,
         # standalone starts its components as `airflow ...` subprocesses: the venv's bin must come first
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
-        "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        **project_airflow_env(home),
         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
         "AIRFLOW__CORE__PARALLELISM": "6",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",

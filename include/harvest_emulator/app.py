@@ -11,7 +11,7 @@ from aiohttp import web
 
 from . import control_api, flighthub2, minimax, qianfan
 from .faults import MIDDLEWARE_KINDS
-from .serving import base_url, serve_blob, signed_blob  # noqa: F401  (re-exported for providers' convenience)
+from .serving import signed_blob
 from .state import STATE, EmulatorState
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

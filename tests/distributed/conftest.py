@@ -10,7 +10,6 @@ which turns the skip into a failure.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import secrets
 import shutil
@@ -19,7 +18,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -30,6 +28,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from scripts.airflow_api import AirflowApi  # noqa: E402
+from scripts.airflow_home import project_airflow_env  # noqa: E402
 
 PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
 REDIS = ("127.0.0.1", 6379)
@@ -178,20 +177,14 @@ def stack(request: pytest.FixtureRequest, emulator) -> Iterator[Stack]:
     database = f"artifact_harvest_{secrets.token_hex(4)}"
     redis_db = 1 + secrets.randbelow(15)
     home = workdir / "airflow"
-    home.mkdir()
     for name in ("archive", "staging"):
         (workdir / name).mkdir()
-    # a known login for the REST API, as a real user would have (SimpleAuthManager reads it at start)
-    (home / "simple_auth_manager_passwords.json.generated").write_text(json.dumps({"admin": "admin"}))
     api_port = _free_port()
     sql = f"postgresql+psycopg2://postgres@127.0.0.1:5432/{database}"
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "PYTEST"))},
         **connection_env(emulator.url),
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
-        "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        **project_airflow_env(home),
         "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
         "AIRFLOW__CORE__PARALLELISM": "8",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": sql,

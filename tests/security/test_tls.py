@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 import requests
-import urllib3
 
 from artifact_harvest.core.download import Downloader, DownloadError, RemoteFile
 from artifact_harvest.core.http import RetryRule
