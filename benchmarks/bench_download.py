@@ -10,9 +10,9 @@ write); ``curl -o /dev/null`` is printed too, as the loopback ceiling with no di
 Same conditions for every writer. On this VM the host takes back guest memory that stays free for ~2 s (virtio
 free page reporting), and the first write into such a page costs ~10x a normal one: a 2 GiB file written into
 "cold" memory runs at 300-600 MB/s, into recently used memory at ~4 GB/s, whoever writes it. Left alone, that
-decides which run wins. So every measured run first touches and frees as much memory as it will write (a
-long-running worker's memory is warm page cache anyway), dirty pages are synced before it starts (no writeback
-of an earlier run competes), and its peak RSS is reset after that warm-up. Runs are interleaved; the fastest of
+decides which run wins. So every measured run first writes and deletes a scratch file as big as what it will
+write (a long-running worker's memory is warm page cache anyway; ``--cold`` skips this), and dirty pages are
+synced before it starts (no writeback of an earlier run competes). Runs are interleaved; the fastest of
 ``--repeat`` counts for each row.
 """
 
@@ -37,16 +37,14 @@ CHUNK = 4 << 20
 
 
 # -- the measured workloads (run in child processes) ---------------------------------------------------
-def _warm_memory(nbytes: int) -> None:
-    """Touch, then free, ``nbytes`` of memory, so the pages the workload writes into are backed by the host."""
-    block = b"\1" * (nbytes + (64 << 20))
-    del block
-
-
-def _reset_peak_rss() -> None:
-    """Make the warm-up invisible to the peak RSS this process reports (Linux: VmHWM := VmRSS)."""
-    with open("/proc/self/clear_refs", "w") as f:
-        f.write("5")
+def _warm_page_cache(nbytes: int, directory: str) -> None:
+    """Write, then delete, a scratch file a bit bigger than ``nbytes``: the page-cache pages it frees are backed
+    by the host, and the workload's writes reuse them first. (Touching and freeing anonymous memory does not do
+    it: those pages go back as large blocks, which the allocator hands out last and the host reclaims first.)"""
+    chunk = bytes(CHUNK)
+    with tempfile.NamedTemporaryFile(dir=directory, prefix="warm-", buffering=0) as f:
+        for _ in range(nbytes // CHUNK + 16):
+            f.write(chunk)
 
 
 def _peak_rss_mb() -> float:
@@ -88,14 +86,13 @@ def _curl(url: str, target: str) -> float:
 
 def _child(argv: list[str]) -> None:
     """One measurement; imports and the memory warm-up happen before the clock starts (the RSS counts imports)."""
-    mode, warm_bytes, *args = argv
+    mode, warm_bytes, warm_dir, *args = argv
     if mode != "curl":  # curl's RSS is counted from its exec, which records this process's RSS: keep it small
         import requests  # noqa: F401
         from artifact_harvest.core import download  # noqa: F401
 
     if int(warm_bytes):
-        _warm_memory(int(warm_bytes))
-        _reset_peak_rss()
+        _warm_page_cache(int(warm_bytes), warm_dir)
     started = time.perf_counter()
     rss = None
     if mode == "import":
@@ -112,6 +109,12 @@ def _child(argv: list[str]) -> None:
 
 
 # -- the harness ------------------------------------------------------------------------------------------
+def _removed(path: str) -> str:
+    """``path`` after deleting the file there: the next sync frees its blocks, not the timed run's truncate."""
+    Path(path).unlink(missing_ok=True)
+    return path
+
+
 def _measure(*args: str) -> tuple[float, float]:
     """One measurement in a fresh child, after a sync; returns (seconds, peak RSS in MB) as it reports them."""
     os.sync()
@@ -142,9 +145,10 @@ def _start_emulator() -> tuple[subprocess.Popen, str]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--size", type=int, default=2 << 30, help="blob size in bytes (default 2 GiB)")
-    parser.add_argument("--repeat", type=int, default=3, help="interleaved rounds; the fastest run of a row counts")
+    parser.add_argument("--repeat", type=int, default=5, help="interleaved rounds; the fastest run of a row counts")
     parser.add_argument("--skip-naive", action="store_true", help="skip the naive client (needs RAM = 3x size)")
     parser.add_argument("--staging", default=None, help="where files are written (default: the system temp dir)")
+    parser.add_argument("--cold", action="store_true", help="skip the memory warm-up (see the module docstring)")
     args = parser.parse_args()
 
     from harvest_emulator.control import EmulatorControl
@@ -155,33 +159,35 @@ def main() -> int:
         print(f"creating a {args.size / 2**20:.0f} MiB blob (the emulator hashes it once) ...", flush=True)
         blob = EmulatorControl(base, timeout=600).create_blob(args.size, filename="blob.bin", seed=7)
         url, size, md5 = blob["url"], str(blob["size"]), blob["md5"]
+        warm = "0" if args.cold else size
         file_copy = str(work / "curl.bin")
 
-        def in_staging(mode: str, expected_md5: str, warm: str = size) -> tuple[float, float]:
+        def in_staging(mode: str, expected_md5: str, factor: int = 1) -> tuple[float, float]:
             staging = tempfile.mkdtemp(dir=work)
             try:
-                return _measure(mode, warm, url, size, expected_md5, staging)
+                return _measure(mode, str(factor * int(warm)), staging, url, size, expected_md5, staging)
             finally:
                 shutil.rmtree(staging)
 
         workloads = {
-            "curl -o /dev/null": lambda: _measure("curl", "0", url, "/dev/null"),
-            "curl -o file": lambda: _measure("curl", size, url, file_copy),
-            "md5 alone (page cache)": lambda: _measure("md5", "0", file_copy),
-            "sha256 alone (page cache)": lambda: _measure("sha256", "0", file_copy),
+            "curl -o /dev/null": lambda: _measure("curl", "0", "", url, "/dev/null"),
+            "curl -o file": lambda: _measure("curl", warm, str(work), url, _removed(file_copy)),
+            "md5 alone (page cache)": lambda: _measure("md5", "0", "", file_copy),
+            "sha256 alone (page cache)": lambda: _measure("sha256", "0", "", file_copy),
             "Downloader md5+sha256": lambda: in_staging("ours", md5),
             "Downloader sha256 only": lambda: in_staging("ours", ""),
         }
         runs: dict[str, list[tuple[float, float]]] = {name: [] for name in workloads}
         for round_ in range(1, args.repeat + 1):
-            print(f"round {round_} of {args.repeat} ...", flush=True)
             for name, measure in workloads.items():
                 runs[name].append(measure())
+            print(f"round {round_} of {args.repeat}, MB/s: "
+                  + ", ".join(f"{name} {int(size) / rs[-1][0] / 1e6:.0f}" for name, rs in runs.items()), flush=True)
         # Fastest run per row (noise on a shared 2-core box only ever slows a run down), worst RSS.
         rows = {name: (min(r[0] for r in rs), max(r[1] for r in rs)) for name, rs in runs.items()}
         if not args.skip_naive:
-            rows["naive get().content+hashes"] = in_staging("naive", "", warm=str(2 * int(size)))
-        _, import_rss = _measure("import", "0")
+            rows["naive get().content+hashes"] = in_staging("naive", "", factor=2)
+        _, import_rss = _measure("import", "0", "")
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -200,7 +206,9 @@ def _report(rows: dict[str, tuple[float, float]], size: int) -> int:
     }
     print(f"{size / 2**30:.2f} GiB over loopback, emulator in its own process; curl = curl -o file;"
           " 'bound' = min(curl, md5 alone) for md5 rows, curl otherwise\n")
-    header = f"{'what':<28} {'MB/s':>8} {'x curl':>7} {'x /dev/null':>11} {'x bound':>8} {'peak RSS MB':>12}  target"
+    naive = rate.get("naive get().content+hashes")
+    header = (f"{'what':<28} {'MB/s':>8} {'x curl':>7} {'x /dev/null':>11} {'x bound':>8} {'x naive':>8}"
+              f" {'peak RSS MB':>12}  target")
     print(header)
     print("-" * len(header))
     failed = False
@@ -214,7 +222,7 @@ def _report(rows: dict[str, tuple[float, float]], size: int) -> int:
             verdict = f"{'PASS' if ok else 'FAIL'} ({label}, RSS < {RSS_LIMIT_MB} MB)"
         print(
             f"{name:<28} {rate[name]:>8.0f} {rate[name] / curl:>7.2f} {rate[name] / ceiling:>11.2f}"
-            f" {rate[name] / bound:>8.2f} {rss:>12.0f}  {verdict}"
+            f" {rate[name] / bound:>8.2f} {f'{rate[name] / naive:.2f}' if naive else '-':>8} {rss:>12.0f}  {verdict}"
         )
     return 1 if failed else 0
 
