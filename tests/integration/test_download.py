@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import logging
 import shutil
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from artifact_harvest.core import download as download_module
 from artifact_harvest.core.download import (
     DownloadError,
     Downloader,
@@ -246,6 +248,44 @@ def test_insufficient_disk_refused(emu, blob, downloader, staging_dir, monkeypat
 
     assert blob_requests(emu, blob) == []
     assert files_under(staging_dir) == []
+
+
+class _FillsUp:
+    """A staging file on a disk that fills up after ``room`` bytes: no server can produce ENOSPC."""
+
+    def __init__(self, file, room: int) -> None:
+        self._file, self._room = file, room
+
+    def write(self, data: bytes) -> int:
+        if len(data) > self._room:
+            self._file.write(data[: self._room])
+            self._room = 0
+            raise OSError(errno.ENOSPC, "No space left on device")
+        self._room -= len(data)
+        return self._file.write(data)
+
+    def __getattr__(self, name: str):
+        return getattr(self._file, name)
+
+
+def test_disk_full_mid_download_keeps_the_partial_for_the_retry(emu, blob, downloader, staging_dir, monkeypatch):
+    room = SIZE // 2 + 7
+    def staging_open(path, mode):
+        return _FillsUp(open(path, mode), room) if "a" in mode else open(path, mode)
+
+    monkeypatch.setattr(download_module, "open", staging_open, raising=False)
+    with pytest.raises(DownloadError, match="cannot write to staging .*No space left on device") as info:
+        downloader.download(lambda: remote(blob), key="job-1")
+    assert not isinstance(info.value, FatalProviderError)  # Airflow retries, and the retry resumes
+    part = staging_dir / "job-1" / "model.bin.part"
+    assert part.stat().st_size == room
+
+    monkeypatch.undo()  # space freed
+    got = downloader.download(lambda: remote(blob), key="job-1")
+
+    assert (got.resumed_from, got.sha256, got.md5) == (room, blob["sha256"], blob["md5"])
+    assert sha256_of(got.path) == blob["sha256"]
+    assert files_under(staging_dir) == ["job-1/model.bin"]
 
 
 def test_signed_query_never_in_logs_or_errors(emu, blob, downloader, caplog):

@@ -439,7 +439,7 @@ class Downloader:
             offset = start
             progress.restart(offset)
             while chunk := self._read(resp):
-                pipe.feed(chunk)
+                self._write(pipe, chunk, label)
                 offset += len(chunk)
                 progress.tick(offset)
                 if remote.size is not None and offset > remote.size:
@@ -479,6 +479,17 @@ class Downloader:
             http_status=status,
             request_id=next((resp.headers[h] for h in _REQUEST_ID_HEADERS if h in resp.headers), None),
         )
+
+    def _write(self, pipe: _Pipeline, chunk: bytes, label: str) -> None:
+        """A full or failing staging disk fails the attempt; the bytes written so far stay for the retry."""
+        try:
+            pipe.feed(chunk)
+        except OSError as exc:
+            raise DownloadError(
+                self.provider,
+                f"{label}: cannot write to staging {self.staging_dir}: {exc.strerror or exc}",
+                hint="free space or point the Variable artifact_staging_dir elsewhere; a retry resumes",
+            ) from None
 
     def _read(self, resp: requests.Response) -> bytes:
         try:
