@@ -21,9 +21,9 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -ra
 
-bench: $(STAMP)
-	$(BIN)/python benchmarks/bench_download.py
-	$(BIN)/python benchmarks/bench_concurrent_waits.py
+bench: $(STAMP)  # both run; fails if either misses its targets
+	$(BIN)/python benchmarks/bench_download.py; download=$$?; \
+	$(BIN)/python benchmarks/bench_concurrent_waits.py && exit $$download
 
 emulator: $(STAMP)
 	$(BIN)/python -m harvest_emulator --host 127.0.0.1 --port 8765
