@@ -5,7 +5,7 @@ downloader streams it to ``<staging>/<key>/<filename>.part``, resumes with ``Ran
 killed worker, asks for a new URL when the old one expires (403/410), and verifies size, md5 and sha256 in
 the same pass. The partial file is renamed to its final name only once every check has passed.
 
-Speed: the body is read in big chunks (urllib3, 4 MiB); the reading thread writes each chunk and runs the
+Speed: the body is read in big chunks (urllib3, 2 MiB); the reading thread writes each chunk and runs the
 faster digest while a thread of its own runs the slower one (``_Pipeline``), so network, disk, md5 and
 sha256 overlap. md5 is the slowest of them (sequential, single core), so it is computed only when
 the provider gives an expected md5 to check (or ``always_md5=True``); otherwise ``DownloadedFile.md5`` is
@@ -255,7 +255,7 @@ class Downloader:
         *,
         provider: str = "download",
         retry: RetryRule | None = None,
-        chunk_size: int = 4 << 20,
+        chunk_size: int = 2 << 20,  # 4 MiB measured no faster and held ~10 MB more
         progress_interval: float | None = None,
         verify_tls: bool = True,
         timeout: tuple[float, float] = (10, 60),
