@@ -59,12 +59,20 @@ async def apply_faults(request: web.Request, handler: Handler) -> web.StreamResp
     return web.Response(status=status, headers=headers, text=f"injected fault {fault['id']}")
 
 
+PROVIDERS = (flighthub2, minimax, qianfan)
+
+
+def demo_runs() -> list[tuple[str, dict]]:
+    """Every provider's ``(dag_id, conf)`` demo runs: what ``make demo`` and the end-to-end tests trigger."""
+    return [run for provider in PROVIDERS for run in provider.DEMO_RUNS]
+
+
 def build_app(state: EmulatorState | None = None) -> web.Application:
     state = state or EmulatorState()
     app = web.Application(middlewares=[log_requests, apply_faults])
     app[STATE] = state
     control_api.register(app, state)
     app.router.add_get("/blobs/{blob_id}/{filename}", signed_blob)
-    for provider in (flighthub2, minimax, qianfan):
+    for provider in PROVIDERS:
         provider.register(app, state)
     return app

@@ -9,7 +9,6 @@ run by the real scheduler (exactly its days archived; a re-run archives nothing 
 from __future__ import annotations
 
 import hashlib
-import importlib
 import itertools
 import json
 import secrets
@@ -18,25 +17,13 @@ import time
 from pathlib import Path
 
 import pytest
+from harvest_emulator.app import demo_runs
 
 from tests.security.test_secrets import leaks, used_secrets
 
 pytestmark = pytest.mark.distributed
 
-PROVIDERS = ("flighthub2", "minimax", "qianfan")
 MiB = 1 << 20
-
-
-def demo_runs() -> list[tuple[str, dict]]:
-    runs: list[tuple[str, dict]] = []
-    for provider in PROVIDERS:
-        try:
-            runs.extend(importlib.import_module(f"harvest_emulator.{provider}").DEMO_RUNS)
-        except (ImportError, AttributeError):
-            continue
-    return runs
-
-
 RUNS = demo_runs()
 
 

@@ -7,7 +7,6 @@ general. Places = task logs (captured output and ``$AIRFLOW_HOME/logs``), XCom v
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import re
@@ -16,7 +15,6 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-PROVIDERS = ("flighthub2", "minimax", "qianfan")
 _CREDENTIAL_PARAM = re.compile(r"sign|token|key|credential|auth|security|policy", re.I)
 #: signed-URL query syntax of the object stores involved (S3/OSS/BOS/emulator), whatever the values
 SIGNED_QUERY = re.compile(
@@ -24,17 +22,8 @@ SIGNED_QUERY = re.compile(
 )
 
 
+from harvest_emulator.app import demo_runs  # noqa: E402
 from harvest_emulator.credentials import SECRETS  # noqa: E402
-
-
-def _demo_runs() -> list[tuple[str, dict]]:
-    runs = []
-    for provider in PROVIDERS:
-        try:
-            runs.extend(importlib.import_module(f"harvest_emulator.{provider}").DEMO_RUNS)
-        except (ImportError, AttributeError):
-            continue
-    return runs
 
 
 def used_secrets(requests_seen: list[dict]) -> set[str]:
@@ -70,7 +59,7 @@ def _xcom_and_conf(dag_id: str, run_id: str) -> list[str]:
     return texts
 
 
-RUNS = _demo_runs()
+RUNS = demo_runs()
 
 
 @pytest.mark.skipif(not RUNS, reason="no provider emulator module has DEMO_RUNS yet")
