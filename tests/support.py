@@ -38,4 +38,9 @@ class StateStore:
         return self.values.get(key, default)
 
     def set(self, key: str, value: Any, *, retention: Any = None) -> None:
+        if value is None:
+            raise ValueError("Cannot set value as None")  # as the real store does
         self.values[key] = value
+
+    def delete(self, key: str) -> None:
+        self.values.pop(key, None)

@@ -9,7 +9,7 @@ import types
 import pytest
 import requests
 
-from artifact_harvest.core.errors import FatalProviderError, TransientProviderError
+from artifact_harvest.core.errors import FatalProviderError, SubmissionInDoubt, TransientProviderError
 from artifact_harvest.qianfan import hook as hook_module
 from artifact_harvest.qianfan.hook import QianfanHook, bce_authorization, canonical_time
 from artifact_harvest.qianfan.status import ExportState
@@ -136,13 +136,30 @@ def test_emulator_rejects_expired_and_wrong_signatures(emu):
     assert unsigned.status_code == 400 and unsigned.json()["code"] == "InvalidHTTPAuthHeader"
 
 
-@pytest.mark.parametrize("status", [429, 500, 503])
-def test_rate_limits_and_server_errors_are_retried(emu, status):
+@pytest.mark.parametrize("status", [429, 503])
+def test_refusals_are_retried_even_for_a_create(emu, status):
     emu.control.add_fault("/v2/model", "status", status=status, times=2,
                           body={"requestId": "r-busy", "code": "Busy", "message": "try later"})
     export_id = QianfanHook().create_export("amv-retry1")
     assert export_id.startswith("amve-")
     assert len(emu.control.faults()["applied"]) == 2 and creates(emu) == 3
+
+
+@pytest.mark.parametrize("status", [500, 502, 504])
+def test_a_server_error_on_a_create_is_in_doubt_and_not_resent(emu, status):
+    emu.control.add_fault("/v2/model", "status", status=status, times=2,
+                          body={"requestId": "r-busy", "code": "Busy", "message": "try later"})
+    with pytest.raises(SubmissionInDoubt, match="not sent again") as info:
+        QianfanHook().create_export("amv-retry1")
+    assert (info.value.code, info.value.http_status) == ("Busy", status)
+    assert creates(emu) == 1
+
+
+def test_a_server_error_on_describe_is_retried(emu):
+    emu.control.add_fault("/v2/model", "status", status=500, times=2,
+                          body={"requestId": "r-busy", "code": "Busy", "message": "try later"})
+    assert not QianfanHook().describe_export("amv-retry2").has_record
+    assert len(emu.control.faults()["applied"]) == 2
 
 
 def test_persistent_rate_limit_surfaces_code_message_and_request_id(emu):

@@ -34,9 +34,12 @@ def test_doc_example_with_duplicate_export_id_takes_the_last_one():
     assert (record.export_id, record.state, record.file_size) == ("amve-xdakjnyn8nt5", ExportState.DONE, 105664295936)
 
 
-def test_unknown_or_missing_state_is_malformed():
-    with pytest.raises(MalformedResponseError, match="Exported"):
-        ExportRecord.from_result({**DONE, "status": "Exported"})
+def test_unknown_state_polls_on_and_a_missing_one_is_malformed(caplog):
+    record = ExportRecord.from_result({**DONE, "status": "Exported"})
+    assert record.state is None and record.raw_state == "Exported"
+    result = judge(record, model_id="amv-1", export_id="amve-xdakjnyn8nt5")
+    assert result.phase is Phase.RUNNING and "Exported" in result.message
+    assert "undocumented state 'Exported'" in caplog.text
     with pytest.raises(MalformedResponseError, match="missing"):
         ExportRecord.from_result(DONE)
 

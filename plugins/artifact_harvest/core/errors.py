@@ -5,7 +5,10 @@ The class says what Airflow should do with the failure:
 - ``TransientProviderError``: worth another attempt (rate limits, 5xx, dropped connections).
 - ``FatalProviderError``: retrying cannot help (bad key, no permission, invalid parameters, a terminal
   remote failure); it is an ``AirflowFailException`` so the task fails without using its retries.
-- ``ProviderError``: anything else; Airflow's normal task retries apply.
+- ``SubmissionInDoubt``: a create/start was sent but its answer was lost; it is never resent blindly, the
+  next step (or Airflow try) looks the job up first (``core.idempotency``).
+- ``ProviderError``: anything else (unknown codes, malformed or non-JSON answers); Airflow's normal task
+  retries apply, in every sensor mode alike.
 """
 
 from __future__ import annotations
@@ -57,9 +60,21 @@ class ProviderError(AirflowException):
 
 
 class TransientProviderError(ProviderError):
-    """Worth retrying after a delay (honour ``retry_after`` when the provider sent one)."""
+    """Worth retrying after a delay (honour ``retry_after`` when the provider sent one).
+
+    ``refused``: the provider provably did no work (rate limit, 503, the request never reached it), so
+    even a create may be sent again; otherwise only a resendable call is (see ``core.http``).
+    """
 
     retryable = True
+
+    def __init__(self, provider: str, message: str, *, refused: bool = False, **kwargs: Any) -> None:
+        self.refused = refused
+        super().__init__(provider, message, **kwargs)
+
+
+class SubmissionInDoubt(ProviderError):
+    """A non-resendable call (create, start) may or may not have been accepted: its answer was lost."""
 
 
 class FatalProviderError(ProviderError, AirflowFailException):

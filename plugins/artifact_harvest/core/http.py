@@ -1,8 +1,17 @@
-"""The one HTTP rule every hook shares: what is transient, how long to wait, how secrets stay out of text.
+"""The one HTTP rule every hook shares: what is transient, what may be resent, how secrets stay out of text.
 
-``ApiClient`` sends a JSON call synchronously (requests, on workers) or asynchronously (aiohttp, in
-triggers) through the same loop: a fresh request id per attempt, a timeout on every call, the provider's
-``parse`` deciding what the answer means, and ``RetryRule`` deciding how long to wait before the next try.
+A provider request is a :class:`Call`; ``ApiClient`` sends it synchronously (requests, on workers) or
+asynchronously (aiohttp, in triggers) through the same loop: a fresh request id per attempt, a timeout on
+every call, the provider's ``parse`` deciding what the answer means, and ``RetryRule`` deciding how long to
+wait before the next try.
+
+**What may be sent again.** A failure whose request provably never reached the provider (connection refused,
+DNS, connect timeout, TLS handshake) or that the provider refused before doing anything (HTTP 429 and 503,
+a provider's rate-limit code: ``TransientProviderError(refused=True)``) is retried for every call. Any other
+transient failure (read timeout, connection dropped after sending, 500/502/504, a provider's server-error
+code) leaves the outcome unknown: a :attr:`Call.resendable` call (reads, Describe, stop) is retried as
+before; any other call (create, start: paid work) raises :class:`SubmissionInDoubt` instead, and the caller
+looks the job up (``core.idempotency``) rather than paying twice.
 Hooks own their headers: nothing from a connection's extra is ever sent unless the hook puts it there.
 """
 
@@ -23,7 +32,15 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 import aiohttp
 import requests
 
-from artifact_harvest.core.errors import FatalProviderError, ProviderError, TransientProviderError
+import urllib3.exceptions
+
+from artifact_harvest.core.errors import (
+    FatalProviderError,
+    MalformedResponseError,
+    ProviderError,
+    SubmissionInDoubt,
+    TransientProviderError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +97,71 @@ def parse_retry_after(value: str | None) -> float | None:
 
 def is_transient_status(status: int) -> bool:
     return status == 429 or status >= 500
+
+
+#: answers that say the request was turned away before any work was done: safe to resend any call
+REFUSED_STATUSES = frozenset({429, 503})
+#: methods HTTP defines as safe or idempotent (RFC 9110 9.2.2): a ``Call`` with one is resendable by default
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+
+
+@dataclass(frozen=True)
+class Call:
+    """One provider request, and whether it may be sent again when its outcome is unknown.
+
+    ``resendable`` defaults to True for the idempotent HTTP methods and False otherwise; set it for
+    POSTs that only read or are harmless twice (Qianfan's Describe, a stop). A create or start keeps
+    False: a second copy is a second paid job.
+    """
+
+    method: str
+    path: str
+    params: Mapping[str, Any] | None = None
+    json: Any = None
+    resendable: bool | None = None
+
+    def __post_init__(self) -> None:
+        if self.resendable is None:
+            object.__setattr__(self, "resendable", self.method.upper() in IDEMPOTENT_METHODS)
+
+
+def _chain(exc: BaseException) -> Iterable[BaseException]:
+    """``exc`` and what it wraps: causes, contexts, and the ``args``/``reason`` requests and urllib3 nest."""
+    seen: set[int] = set()
+    todo = [exc]
+    while todo:
+        current = todo.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        nested = [current.__cause__, current.__context__, getattr(current, "reason", None), *current.args]
+        todo.extend(e for e in nested if isinstance(e, BaseException))
+
+
+_NOT_CONNECTED = (
+    urllib3.exceptions.NewConnectionError,  # refused, unreachable; NameResolutionError is a subclass
+    urllib3.exceptions.ConnectTimeoutError,
+    urllib3.exceptions.NameResolutionError,
+    ConnectionRefusedError,
+)
+
+
+def never_reached(exc: BaseException) -> bool:
+    """True when a transport failure proves the request was never delivered (so resending cannot double it).
+
+    requests: ``ConnectTimeout``, an ``SSLError`` (the handshake comes before the request), a
+    ``ConnectionError`` caused by ``NewConnectionError``/``NameResolutionError``. aiohttp:
+    ``ClientConnectorError`` (refused, DNS, TLS handshake, certificate) and ``ConnectionTimeoutError``.
+    Everything else (read timeouts, a connection dropped after sending) leaves the outcome unknown.
+    """
+    if isinstance(exc, (requests.exceptions.ConnectTimeout, requests.exceptions.SSLError)):
+        return True
+    if isinstance(exc, (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)):
+        return True
+    if isinstance(exc, requests.exceptions.ConnectionError):
+        return any(isinstance(e, _NOT_CONNECTED) for e in _chain(exc))
+    return False
 
 
 # a query string with at least one key=value, wherever it appears (full URLs, or bare paths in urllib3 errors)
@@ -142,18 +224,22 @@ class ApiResponse:
     request_id: str
 
     def json(self) -> Any:
+        """The decoded body. Not JSON (a proxy's HTML page): the HTTP status decides, else malformed."""
         import json
 
         try:
             return json.loads(self.body)
         except ValueError:
             snippet = self.body[:200].decode("utf-8", "replace")
-            raise ProviderError(
-                self.provider,
-                f"{self.method} {self.path} answered HTTP {self.status} with a body that is not JSON: {snippet!r}",
-                http_status=self.status,
-                request_id=self.request_id,
-            ) from None
+            raise self.unexpected("body", f"is not JSON: {snippet!r}") from None
+
+    def unexpected(self, field: str, detail: str) -> ProviderError:
+        """The error for an answer without the provider's envelope: HTTP semantics when the status is an
+        error, else a malformed answer (which Airflow's task retries handle, like any unknown failure)."""
+        if self.status >= 300:
+            return self.http_error(f"{self.method} {self.path} answered HTTP {self.status}; {field} {detail}")
+        return MalformedResponseError(self.provider, field, f"{detail} ({self.method} {self.path})",
+                                      request_id=self.request_id, http_status=self.status)
 
     @property
     def retry_after(self) -> float | None:
@@ -164,7 +250,8 @@ class ApiResponse:
         text = message or f"{self.method} {self.path} answered HTTP {self.status}"
         kwargs = dict(code=code, request_id=self.request_id, http_status=self.status, hint=hint)
         if is_transient_status(self.status):
-            return TransientProviderError(self.provider, text, retry_after=self.retry_after, **kwargs)
+            return TransientProviderError(self.provider, text, retry_after=self.retry_after,
+                                          refused=self.status in REFUSED_STATUSES, **kwargs)
         if self.status in (400, 401, 403, 404, 422):
             return FatalProviderError(self.provider, text, **kwargs)
         return ProviderError(self.provider, text, **kwargs)
@@ -230,15 +317,28 @@ class ApiClient:
             url += "?" + urlencode(query)
         return url, all_headers, body, request_id
 
-    def _transport_error(self, method: str, path: str, exc: BaseException, request_id: str) -> TransientProviderError:
+    def _transport_error(self, call: Call, exc: BaseException, request_id: str) -> TransientProviderError:
         detail = self.redact(f"{type(exc).__name__}: {exc}")
-        return TransientProviderError(self.provider, f"{method} {path} failed: {detail}", request_id=request_id)
+        return TransientProviderError(self.provider, f"{call.method} {call.path} failed: {detail}",
+                                      request_id=request_id, refused=never_reached(exc))
 
-    def _log_retry(self, method: str, path: str, attempt: int, error: ProviderError, delay: float) -> None:
+    def _next_delay(self, call: Call, attempt: int, error: TransientProviderError) -> float:
+        """The one retry rule: seconds to wait before resending, or raise what the caller must see."""
+        if not (call.resendable or error.refused):
+            raise SubmissionInDoubt(
+                self.provider,
+                f"{call.method} {call.path}: the provider may have accepted this request, but its outcome is unknown "
+                f"({error.provider_message}); it is not sent again",
+                code=error.code, request_id=error.request_id, http_status=error.http_status,
+            ) from error
+        if attempt == self.retry.attempts:
+            raise error
+        delay = self.retry.delay(attempt, error.retry_after)
         log.warning(
             "%s %s attempt %d/%d failed: %s; retrying in %.1fs",
-            method, path, attempt, self.retry.attempts, self.redact(str(error)), delay,
+            call.method, call.path, attempt, self.retry.attempts, self.redact(str(error)), delay,
         )
+        return delay
 
     # -- sync --------------------------------------------------------------------------------------
     @property
@@ -248,74 +348,62 @@ class ApiClient:
             self._session.trust_env = False
         return self._session
 
-    def call(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: Mapping[str, Any] | None = None,
-        json: Any = None,
-        headers: Mapping[str, str] | None = None,
-    ) -> Any:
-        """Send one logical call; retry transient failures; return what ``parse`` returns."""
+    def send(self, call: Call, *, headers: Mapping[str, str] | None = None) -> Any:
+        """Send one logical call; resend what the retry rule allows; return what ``parse`` returns."""
         for attempt in range(1, self.retry.attempts + 1):
-            url, all_headers, body, request_id = self._prepare(method, path, params, json, headers)
+            url, all_headers, body, request_id = self._prepare(call.method, call.path, call.params, call.json, headers)
             try:
                 resp = self.session.request(
-                    method, url, data=body, headers=all_headers, timeout=self.timeout, verify=self.verify,
+                    call.method, url, data=body, headers=all_headers, timeout=self.timeout, verify=self.verify,
                     allow_redirects=False,
                 )
                 answer = ApiResponse(
-                    self.provider, method, path, resp.status_code, resp.headers, resp.content, request_id
+                    self.provider, call.method, call.path, resp.status_code, resp.headers, resp.content, request_id
                 )
                 return self.parse(answer)
             except requests.RequestException as exc:
-                error: ProviderError = self._transport_error(method, path, exc, request_id)
+                error = self._transport_error(call, exc, request_id)
             except TransientProviderError as exc:
                 error = exc
-            if attempt == self.retry.attempts:
-                raise error
-            delay = self.retry.delay(attempt, error.retry_after)
-            self._log_retry(method, path, attempt, error, delay)
-            time.sleep(delay)
+            time.sleep(self._next_delay(call, attempt, error))
         raise AssertionError("unreachable")  # pragma: no cover
 
+    def call(self, method: str, path: str, *, params: Mapping[str, Any] | None = None, json: Any = None,
+             headers: Mapping[str, str] | None = None, resendable: bool | None = None) -> Any:
+        """:meth:`send` for a call described inline."""
+        return self.send(Call(method, path, params, json, resendable), headers=headers)
+
     # -- async -------------------------------------------------------------------------------------
-    async def acall(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: Mapping[str, Any] | None = None,
-        json: Any = None,
-        headers: Mapping[str, str] | None = None,
-    ) -> Any:
-        """Async twin of :meth:`call`, for triggers: never blocks the event loop."""
+    async def asend(self, call: Call, *, headers: Mapping[str, str] | None = None) -> Any:
+        """Async twin of :meth:`send`, for triggers: never blocks the event loop."""
         connect, read = self.timeout
         timeout = aiohttp.ClientTimeout(total=connect + read, connect=connect, sock_read=read)
         async with aiohttp.ClientSession(timeout=timeout, trust_env=False) as session:
             for attempt in range(1, self.retry.attempts + 1):
-                url, all_headers, body, request_id = self._prepare(method, path, params, json, headers)
+                url, all_headers, body, request_id = self._prepare(
+                    call.method, call.path, call.params, call.json, headers
+                )
                 try:
                     async with session.request(
-                        method, url, data=body, headers=all_headers, ssl=None if self.verify else False,
+                        call.method, url, data=body, headers=all_headers, ssl=None if self.verify else False,
                         allow_redirects=False,
                     ) as resp:
                         content = await resp.read()
                         answer = ApiResponse(
-                            self.provider, method, path, resp.status, resp.headers, content, request_id
+                            self.provider, call.method, call.path, resp.status, resp.headers, content, request_id
                         )
                     return self.parse(answer)
                 except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
-                    error: ProviderError = self._transport_error(method, path, exc, request_id)
+                    error = self._transport_error(call, exc, request_id)
                 except TransientProviderError as exc:
                     error = exc
-                if attempt == self.retry.attempts:
-                    raise error
-                delay = self.retry.delay(attempt, error.retry_after)
-                self._log_retry(method, path, attempt, error, delay)
-                await asyncio.sleep(delay)
+                await asyncio.sleep(self._next_delay(call, attempt, error))
         raise AssertionError("unreachable")  # pragma: no cover
+
+    async def acall(self, method: str, path: str, *, params: Mapping[str, Any] | None = None, json: Any = None,
+                    headers: Mapping[str, str] | None = None, resendable: bool | None = None) -> Any:
+        """:meth:`asend` for a call described inline."""
+        return await self.asend(Call(method, path, params, json, resendable), headers=headers)
 
     def close(self) -> None:
         if self._session is not None:

@@ -51,8 +51,8 @@ class PollingTrigger(BaseTrigger):
     """Polls until a terminal result or a wall-clock deadline, tolerating a bounded run of transient errors.
 
     Yields exactly one event, ``{"status": ..., "message": ..., **payload}`` with status one of
-    ``success``, ``failed`` (terminal remote failure), ``timeout`` or ``error`` (``retryable`` says whether
-    a task retry may help). The deadline is wall-clock (``time.time()``) because a trigger can be resumed
+    ``success``, ``failed`` (terminal remote failure), ``timeout`` or ``error`` (``retryable``: false only for
+    a fatal error, so unknown codes and malformed answers reach Airflow's task retries, as in poke mode). The deadline is wall-clock (``time.time()``) because a trigger can be resumed
     in another triggerer process after a restart. Subclasses implement :meth:`poll` (GET-only, async) and
     :meth:`poll_kwargs` (their own constructor arguments, JSON primitives).
     """
@@ -105,7 +105,8 @@ class PollingTrigger(BaseTrigger):
                     return
                 self.log.warning("transient error %d/%d: %s", consecutive_errors, self.max_transient_errors, exc)
             except ProviderError as exc:
-                yield self._event("error", str(exc), retryable=exc.retryable and not _is_fatal(exc), code=exc.code)
+                # as on a worker: only a fatal error skips Airflow's retries (unknown codes, malformed answers do not)
+                yield self._event("error", str(exc), retryable=not _is_fatal(exc), code=exc.code)
                 return
             else:
                 consecutive_errors = 0

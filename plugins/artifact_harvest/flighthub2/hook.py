@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, ClassVar
 
@@ -21,11 +20,13 @@ from artifact_harvest.core.errors import (
     TransientProviderError,
 )
 from artifact_harvest.core.hook import ProviderHook
-from artifact_harvest.core.http import ApiClient, ApiResponse, Redactor, is_transient_status
+from artifact_harvest.core.http import REFUSED_STATUSES, ApiClient, ApiResponse, Call, Redactor, is_transient_status
 from artifact_harvest.flighthub2.status import MODEL_TYPES
 
-#: rate limiting (210429) and server-side failures: safe to retry
-TRANSIENT_CODES = frozenset({210429, 200500, 210500, 210504, 210318})
+#: rate limiting: the request was refused, so even a start may be sent again
+RATE_LIMIT_CODES = frozenset({210429})
+#: rate limiting and server-side failures: worth another attempt (a start only when refused)
+TRANSIENT_CODES = RATE_LIMIT_CODES | {200500, 210500, 210504, 210318}
 #: what to fix when FlightHub 2 refuses the caller; retrying cannot help
 FATAL_HINTS = {
     200401: "check the organization key in the connection's password (My Organization → Organization Settings "
@@ -35,16 +36,6 @@ FATAL_HINTS = {
 LANGUAGES = ("zh", "en")
 #: the upload callback accepts at most this many files per call
 CALLBACK_BATCH = 100
-
-
-@dataclass(frozen=True)
-class Call:
-    """One endpoint call, built once and sent by the sync or the async client."""
-
-    method: str
-    path: str
-    params: Mapping[str, Any] | None = None
-    json: Any = None
 
 
 class FlightHub2Hook(ProviderHook):
@@ -92,19 +83,9 @@ class FlightHub2Hook(ProviderHook):
 
     def parse(self, resp: ApiResponse) -> Any:
         """``data`` of a ``code == 0`` answer; otherwise the error class the code (or HTTP status) implies."""
-        try:
-            body = resp.json()
-        except ProviderError:
-            if resp.status >= 300:
-                raise resp.http_error() from None
-            raise
+        body = resp.json()
         if not isinstance(body, dict) or "code" not in body:
-            if resp.status >= 300:
-                raise resp.http_error()
-            raise MalformedResponseError(
-                self.provider, "code", "is missing from the envelope", request_id=resp.request_id,
-                http_status=resp.status,
-            )
+            raise resp.unexpected("code", "is missing from the envelope")
         code, message = body["code"], body.get("message") or "no message"
         if code == 0 and resp.status < 300:
             return body.get("data")
@@ -113,7 +94,8 @@ class FlightHub2Hook(ProviderHook):
         text = self._redact(f"{resp.method} {resp.path}: {message}")
         common = dict(code=code, request_id=resp.request_id, http_status=resp.status)
         if code in TRANSIENT_CODES or is_transient_status(resp.status):
-            raise TransientProviderError(self.provider, text, retry_after=resp.retry_after, **common)
+            refused = code in RATE_LIMIT_CODES or resp.status in REFUSED_STATUSES
+            raise TransientProviderError(self.provider, text, retry_after=resp.retry_after, refused=refused, **common)
         if code in FATAL_HINTS:
             raise FatalProviderError(self.provider, text, hint=FATAL_HINTS[code], **common)
         if resp.status in (400, 401, 403, 404, 422):
@@ -121,10 +103,10 @@ class FlightHub2Hook(ProviderHook):
         raise ProviderError(self.provider, text, **common)
 
     def _run(self, call: Call) -> Any:
-        return self.client.call(call.method, call.path, params=call.params, json=call.json)
+        return self.client.send(call)
 
     async def _arun(self, call: Call) -> Any:
-        return await (await self.aclient()).acall(call.method, call.path, params=call.params, json=call.json)
+        return await (await self.aclient()).asend(call)
 
     @staticmethod
     def _list(data: Any) -> list[dict[str, Any]]:
@@ -148,7 +130,7 @@ class FlightHub2Hook(ProviderHook):
     # -- open modeling -------------------------------------------------------------------------------
     def obtain_upload_credential(self) -> dict[str, Any]:
         """STS keys, bucket, ``end_point``, ``store_path`` template, ``callback_param``, ``expire_time``."""
-        data = self._run(Call("POST", f"{self.prefix}/open_model/stores/obtain_token"))
+        data = self._run(Call("POST", f"{self.prefix}/open_model/stores/obtain_token", resendable=True))
         for field in ("access_key_id", "secret_access_key", "cloud_bucket_name", "end_point", "store_path"):
             self._required(data, field)
         for secret in ("secret_access_key", "session_token", "access_key_id"):
@@ -170,7 +152,9 @@ class FlightHub2Hook(ProviderHook):
             }
             if resource_name:
                 body["resource_name"] = resource_name[:255]
-            data = self._run(Call("POST", f"{self.prefix}/open_model/stores/upload_callback", json=body))
+            # registering the same {name, etag} again changes nothing: resendable
+            data = self._run(Call("POST", f"{self.prefix}/open_model/stores/upload_callback", json=body,
+                                  resendable=True))
             count += int((data or {}).get("upload_count") or 0)
         return count
 
@@ -198,7 +182,7 @@ class FlightHub2Hook(ProviderHook):
         return {t: str(self._required(data.get(MODEL_TYPES[t][1]), "uuid")) for t in parameters}
 
     def _stop(self, model_uuid: str) -> Call:
-        return Call("POST", f"{self.prefix}/open_model/models/{model_uuid}/reconstruction/stop")
+        return Call("POST", f"{self.prefix}/open_model/models/{model_uuid}/reconstruction/stop", resendable=True)
 
     def stop_reconstruction(self, model_uuid: str) -> None:
         """Stop a running job (the image quota is refunded); the model then reports status 16."""
@@ -223,6 +207,27 @@ class FlightHub2Hook(ProviderHook):
 
     def running_models(self) -> list[dict[str, Any]]:
         return self._list(self._run(Call("GET", f"{self.prefix}/open_model/models/running")))
+
+    def find_started(self, resource_uuid: str, model_types: Sequence[str]) -> dict[str, str] | None:
+        """The running jobs a start for ``resource_uuid`` whose answer was lost created: {type: model_uuid}.
+
+        One ``GET open_model/models/running``, matched on resource uuid and model type. None when none of
+        the types runs (nothing was started, or it already ended: FlightHub 2 lists only running jobs).
+        Fails when only some types run, or a type runs twice: that needs a person to decide.
+        """
+        wanted = {int(MODEL_TYPES[t][2]): t for t in model_types}
+        matches: dict[str, list[str]] = {t: [] for t in model_types}
+        for model in self.running_models():
+            if str(model.get("resource_uuid")) == resource_uuid and model.get("model_type") in wanted:
+                matches[wanted[model["model_type"]]].append(str(model["model_uuid"]))
+        if not any(matches.values()):
+            return None
+        if all(len(uuids) == 1 for uuids in matches.values()):
+            return {t: uuids[0] for t, uuids in matches.items()}
+        raise FatalProviderError(
+            self.provider, f"cannot tell which running jobs of resource {resource_uuid} the lost start created: "
+            f"{matches}", hint="stop the extra ones in FlightHub 2, or start with a fresh resource",
+        )
 
     # -- model management ----------------------------------------------------------------------------
     def models(self, page: int = 1, page_size: int = 100) -> list[dict[str, Any]]:

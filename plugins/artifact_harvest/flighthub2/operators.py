@@ -16,7 +16,9 @@ from artifact_harvest.core.errors import InvalidParameterError, TransientProvide
 from artifact_harvest.core.idempotency import remember, remembered, submit_once
 from artifact_harvest.core.intervals import run_interval
 from artifact_harvest.core.operators import DownloadAndArchiveOperator
+from artifact_harvest.core.polling import Phase
 from artifact_harvest.flighthub2.hook import FlightHub2Hook, FlightHub2HookMixin
+from artifact_harvest.flighthub2.status import judge_open_model
 from artifact_harvest.flighthub2.upload import PhotoUploader, UploadTarget, list_photos
 
 PROVIDER = "flighthub2"
@@ -102,17 +104,23 @@ class FlightHub2StartReconstructionOperator(_FlightHub2Operator):
     :param model_types: subset of ``2d``, ``3d``, ``3dgs``, ``lidar`` (templated).
     :param parameters: ``{model_type: {algorithm parameters}}`` (templated); missing types get ``{}``.
     :param delete_resource_if_finish: let FlightHub 2 delete the resource when every job finishes.
+    :param resubmit_failed: when the jobs an earlier try started ended in failure, start new ones instead of
+        failing (each start is paid).
+
+    A start whose answer was lost (or whose worker died before the ids were stored) is looked up in
+    ``open_model/models/running`` by resource uuid and model type, and attached to; never sent twice blindly.
     """
 
     template_fields: Sequence[str] = ("resource_uuid", "model_types", "parameters")
 
     def __init__(self, *, resource_uuid: str, model_types: Sequence[str], parameters: dict[str, Any] | None = None,
-                 delete_resource_if_finish: bool = False, **kwargs: Any) -> None:
+                 delete_resource_if_finish: bool = False, resubmit_failed: bool = False, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.resource_uuid = resource_uuid
         self.model_types = model_types
         self.parameters = parameters
         self.delete_resource_if_finish = delete_resource_if_finish
+        self.resubmit_failed = resubmit_failed
 
     def execute(self, context: Context) -> list[dict[str, str]]:
         types = list(dict.fromkeys(self.model_types or []))
@@ -120,8 +128,19 @@ class FlightHub2StartReconstructionOperator(_FlightHub2Operator):
         started: dict[str, str] = submit_once(
             context, STARTED_STATE,
             lambda: self.hook.start_reconstruction(self.resource_uuid, parameters, self.delete_resource_if_finish),
+            find=lambda: self.hook.find_started(self.resource_uuid, types),
+            failed=self._failed,
+            resubmit_failed=self.resubmit_failed,
         )
         return [{"model_type": t, "model_uuid": started[t]} for t in types]
+
+    def _failed(self, started: dict[str, str]) -> str | None:
+        """Why the stored jobs cannot be re-attached: one of them ended failed or canceled."""
+        for model_type, model_uuid in started.items():
+            result = judge_open_model(self.hook.open_model(model_uuid))
+            if result.phase is Phase.FAILED:
+                return f"{model_type}: {result.message}"
+        return None
 
 
 class FlightHub2DownloadModelOperator(FlightHub2HookMixin, DownloadAndArchiveOperator):

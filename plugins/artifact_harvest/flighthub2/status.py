@@ -6,10 +6,13 @@ deferrable modes cannot disagree about what a ``model_status`` or an empty downl
 
 from __future__ import annotations
 
+import logging
 from enum import IntEnum
 from typing import Any
 
 from artifact_harvest.core.polling import PollResult
+
+log = logging.getLogger(__name__)
 
 
 class ModelStatus(IntEnum):
@@ -91,6 +94,8 @@ def judge_open_model(data: dict[str, Any], file_id_field: str = "zip_file_key") 
         return PollResult.running(
             f"{where}: compressing, zip_status {_name(ZipStatus, zip_status)}, zip_progress {data.get('zip_progress')}%"
         )
+    if status not in RUNNING:
+        log.warning("%s reported an undocumented model_status %r; polling on", where, status)
     return PollResult.running(
         f"{where}: model_status {_name(ModelStatus, status)}, "
         f"reconstruction_progress {data.get('reconstruction_progress')}%"

@@ -7,8 +7,7 @@ rule and terminal codes fail at once with what they mean.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
+import dataclasses
 from typing import Any, ClassVar
 
 from artifact_harvest.core.errors import (
@@ -18,8 +17,10 @@ from artifact_harvest.core.errors import (
     TransientProviderError,
 )
 from artifact_harvest.core.hook import ProviderHook
-from artifact_harvest.core.http import ApiClient, ApiResponse, Redactor
-from artifact_harvest.minimax.status import PROVIDER, TaskKind, normalise_file_id
+from artifact_harvest.core.http import ApiClient, ApiResponse, Call, Redactor
+from artifact_harvest.minimax.status import PROVIDER, MiniMaxFile, TaskKind, normalise_file_id
+
+__all__ = ["MiniMaxFile", "MiniMaxHook"]
 
 VIDEO_MODELS = (
     "MiniMax-Hailuo-2.3",
@@ -54,47 +55,6 @@ FATAL_CODES = {
     2013: ("invalid parameters", "fix the request parameters"),
     2056: ("usage limit exceeded", "wait for the next usage window or upgrade the plan"),
 }
-
-
-@dataclass(frozen=True)
-class MiniMaxFile:
-    """A file object; ``download_url`` is signed and short-lived: use it at once, never store it."""
-
-    file_id: int
-    bytes: int
-    created_at: int
-    filename: str
-    purpose: str
-    download_url: str = field(default="", repr=False)
-
-    @classmethod
-    def from_api(cls, file: Any) -> MiniMaxFile:
-        if not isinstance(file, dict):
-            raise MalformedResponseError(PROVIDER, "file", f"is not an object: {type(file).__name__}")
-        return cls(
-            file_id=normalise_file_id(file.get("file_id")),
-            bytes=int(file.get("bytes") or 0),
-            created_at=int(file.get("created_at") or 0),
-            filename=str(file.get("filename") or ""),
-            purpose=str(file.get("purpose") or ""),
-            download_url=str(file.get("download_url") or ""),
-        )
-
-    def summary(self) -> dict[str, Any]:
-        """Everything but the URL: safe for XCom, events and manifests."""
-        return {"file_id": self.file_id, "bytes": self.bytes, "created_at": self.created_at,
-                "filename": self.filename, "purpose": self.purpose}
-
-
-@dataclass(frozen=True)
-class _Call:
-    """One endpoint call, built once and sent by either twin."""
-
-    method: str
-    path: str
-    finish: Callable[[dict[str, Any]], Any]
-    params: dict[str, Any] = field(default_factory=dict)
-    body: dict[str, Any] | None = None
 
 
 def _explain(meaning: str, message: str) -> str:
@@ -143,14 +103,10 @@ class MiniMaxHook(ProviderHook):
     @staticmethod
     def parse(resp: ApiResponse) -> dict[str, Any]:
         """Check ``base_resp`` on every answer (errors arrive with HTTP 200)."""
-        if resp.status != 200 and not resp.body.lstrip().startswith(b"{"):
-            raise resp.http_error()
         answer = resp.json()
         base = answer.get("base_resp") if isinstance(answer, dict) else None
         if not isinstance(base, dict) or "status_code" not in base:
-            if resp.status != 200:
-                raise resp.http_error()
-            raise MalformedResponseError(PROVIDER, "base_resp", "is missing", request_id=resp.request_id)
+            raise resp.unexpected("base_resp", "is missing")
         code = int(base["status_code"])
         if code == 0 and resp.status == 200:
             return answer
@@ -159,7 +115,7 @@ class MiniMaxHook(ProviderHook):
         kwargs = dict(code=code, request_id=trace_id or resp.request_id)
         if code in RATE_LIMIT_CODES:
             raise TransientProviderError(PROVIDER, _explain(RATE_LIMIT_CODES[code], message),
-                                         retry_after=resp.retry_after, **kwargs)
+                                         retry_after=resp.retry_after, refused=True, **kwargs)
         if code in TRANSIENT_CODES:
             raise TransientProviderError(PROVIDER, _explain(TRANSIENT_CODES[code], message), **kwargs)
         if code in FATAL_CODES:
@@ -169,67 +125,66 @@ class MiniMaxHook(ProviderHook):
             raise resp.http_error(message, code=code)
         raise ProviderError(PROVIDER, message, **kwargs)
 
-    def _send(self, call: _Call) -> Any:
-        client = self.client  # first: building the client reads group_id for _query
-        return call.finish(client.call(call.method, call.path, params=self._query(call), json=call.body))
+    def _send(self, call: Call) -> dict[str, Any]:
+        client = self.client  # first: building the client reads group_id for _with_group
+        return client.send(self._with_group(call))
 
-    async def _asend(self, call: _Call) -> Any:
+    async def _asend(self, call: Call) -> dict[str, Any]:
         client = await self.aclient()
-        return call.finish(await client.acall(call.method, call.path, params=self._query(call), json=call.body))
+        return await client.asend(self._with_group(call))
 
-    def _query(self, call: _Call) -> dict[str, Any]:
+    def _with_group(self, call: Call) -> Call:
         """``GroupId`` only when the connection sets one (current accounts reject it with 1004)."""
-        return {**call.params, "GroupId": self._group_id} if self._group_id else call.params
+        return dataclasses.replace(call, params={**(call.params or {}), "GroupId": self._group_id}) \
+            if self._group_id else call
 
     # -- requests ------------------------------------------------------------------------------------
     @staticmethod
     def _create_video(prompt: str, model: str, *, duration: int | None = None, resolution: str | None = None,
-                      first_frame_image: str | None = None, prompt_optimizer: bool | None = None) -> _Call:
+                      first_frame_image: str | None = None, prompt_optimizer: bool | None = None) -> Call:
         body = {"model": model, "prompt": prompt, "duration": duration, "resolution": resolution,
                 "first_frame_image": first_frame_image or None, "prompt_optimizer": prompt_optimizer}
-        return _Call("POST", "/v1/video_generation", _task_id, body={k: v for k, v in body.items() if v is not None})
+        return Call("POST", "/v1/video_generation", json={k: v for k, v in body.items() if v is not None})
 
     @staticmethod
     def _create_speech(text: str, model: str, voice_id: str, *, audio_format: str = "mp3",
-                       speed: float | None = None) -> _Call:
+                       speed: float | None = None) -> Call:
         voice = {"voice_id": voice_id, **({"speed": speed} if speed is not None else {})}
         body = {"model": model, "text": text, "voice_setting": voice, "audio_setting": {"format": audio_format}}
-        return _Call("POST", "/v1/t2a_async_v2", _task_id, body=body)
+        return Call("POST", "/v1/t2a_async_v2", json=body)
 
     @staticmethod
-    def _query_task(kind: TaskKind | str, task_id: str) -> _Call:
+    def _query_task(kind: TaskKind | str, task_id: str) -> Call:
         path = {TaskKind.VIDEO: "/v1/query/video_generation",
                 TaskKind.SPEECH: "/v1/query/t2a_async_query_v2"}[TaskKind(kind)]
-        return _Call("GET", path, lambda answer: answer, params={"task_id": task_id})
+        return Call("GET", path, params={"task_id": task_id})
 
     @staticmethod
-    def _retrieve_file(file_id: int | str) -> _Call:
-        return _Call("GET", "/v1/files/retrieve", lambda a: MiniMaxFile.from_api(a.get("file")),
-                     params={"file_id": normalise_file_id(file_id)})
+    def _retrieve_file(file_id: int | str) -> Call:
+        return Call("GET", "/v1/files/retrieve", params={"file_id": normalise_file_id(file_id)})
 
     @staticmethod
-    def _list_files(purpose: str) -> _Call:
-        return _Call("GET", "/v1/files/list", _file_list, params={"purpose": purpose})
+    def _list_files(purpose: str) -> Call:
+        return Call("GET", "/v1/files/list", params={"purpose": purpose})
 
     @staticmethod
-    def _delete_file(file_id: int | str, purpose: str) -> _Call:
-        return _Call("POST", "/v1/files/delete", lambda answer: None,
-                     body={"file_id": normalise_file_id(file_id), "purpose": purpose})
+    def _delete_file(file_id: int | str, purpose: str) -> Call:
+        return Call("POST", "/v1/files/delete", json={"file_id": normalise_file_id(file_id), "purpose": purpose})
 
     # -- endpoints: sync on workers, async twins for triggers ---------------------------------------
     def create_video(self, prompt: str, model: str, **options: Any) -> str:
-        """``POST /v1/video_generation`` → task id."""
-        return self._send(self._create_video(prompt, model, **options))
+        """``POST /v1/video_generation`` → task id. Never resent when its answer is lost (a second video)."""
+        return _task_id(self._send(self._create_video(prompt, model, **options)))
 
     async def acreate_video(self, prompt: str, model: str, **options: Any) -> str:
-        return await self._asend(self._create_video(prompt, model, **options))
+        return _task_id(await self._asend(self._create_video(prompt, model, **options)))
 
     def create_speech(self, text: str, model: str, voice_id: str, **options: Any) -> str:
-        """``POST /v1/t2a_async_v2`` → task id."""
-        return self._send(self._create_speech(text, model, voice_id, **options))
+        """``POST /v1/t2a_async_v2`` → task id. Never resent when its answer is lost."""
+        return _task_id(self._send(self._create_speech(text, model, voice_id, **options)))
 
     async def acreate_speech(self, text: str, model: str, voice_id: str, **options: Any) -> str:
-        return await self._asend(self._create_speech(text, model, voice_id, **options))
+        return _task_id(await self._asend(self._create_speech(text, model, voice_id, **options)))
 
     def query_task(self, kind: TaskKind | str, task_id: str) -> dict[str, Any]:
         """The raw query answer of a video or speech task (judge it with ``status.judge_task``)."""
@@ -252,17 +207,17 @@ class MiniMaxHook(ProviderHook):
 
     def retrieve_file(self, file_id: int | str) -> MiniMaxFile:
         """``GET /v1/files/retrieve``: metadata and a fresh signed ``download_url``."""
-        return self._send(self._retrieve_file(file_id))
+        return MiniMaxFile.from_api(self._send(self._retrieve_file(file_id)).get("file"))
 
     async def aretrieve_file(self, file_id: int | str) -> MiniMaxFile:
-        return await self._asend(self._retrieve_file(file_id))
+        return MiniMaxFile.from_api((await self._asend(self._retrieve_file(file_id))).get("file"))
 
     def list_files(self, purpose: str) -> list[MiniMaxFile]:
         """``GET /v1/files/list?purpose=``."""
-        return self._send(self._list_files(purpose))
+        return _file_list(self._send(self._list_files(purpose)))
 
     async def alist_files(self, purpose: str) -> list[MiniMaxFile]:
-        return await self._asend(self._list_files(purpose))
+        return _file_list(await self._asend(self._list_files(purpose)))
 
     def delete_file(self, file_id: int | str, purpose: str) -> None:
         """``POST /v1/files/delete``."""

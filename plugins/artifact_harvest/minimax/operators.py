@@ -5,7 +5,9 @@ from __future__ import annotations
 import hashlib
 import tarfile
 import zipfile
+from collections.abc import Sequence
 from datetime import datetime
+from functools import cached_property
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
@@ -17,48 +19,97 @@ from artifact_harvest.core.errors import ProviderError
 from artifact_harvest.core.http import redact_url
 from artifact_harvest.core.idempotency import submit_once
 from artifact_harvest.core.operators import DownloadAndArchiveOperator
+from artifact_harvest.core.params import as_bool
+from artifact_harvest.core.polling import Phase
 from artifact_harvest.minimax.hook import OUTPUT_PURPOSES, MiniMaxFile, MiniMaxHook
-from artifact_harvest.minimax.status import PROVIDER, normalise_file_id
+from artifact_harvest.minimax.status import PROVIDER, TaskKind, judge_task, normalise_file_id
 
 AUDIO_SUFFIXES = {".mp3", ".wav", ".flac", ".pcm", ".m4a", ".aac", ".ogg", ".opus"}
 SUBTITLE_SUFFIXES = {".srt", ".vtt", ".lrc", ".titles"}
 
 
-class MiniMaxCreateVideoOperator(BaseOperator):
-    """``POST /v1/video_generation`` once per task instance (a retry re-attaches); returns the task id."""
+#: what a person checks when MiniMax may have accepted a create whose answer never arrived
+IN_DOUBT_HELP = (
+    "MiniMax may have started (and billed) the {what} task: check the MiniMax console (platform.minimax.io → "
+    "Account → Billing/Usage, and the generation history of this API key) for a {what} task created at that "
+    "time. If it is there, pass its task id to the wait step; to submit a new one on purpose (a second task "
+    "is billed again), trigger the run with resubmit_if_in_doubt=true (operator argument "
+    "resubmit_if_in_doubt=True)."
+)
 
-    template_fields = ("prompt", "model", "duration", "resolution", "first_frame_image")
 
-    def __init__(self, *, prompt: str, model: str = "MiniMax-Hailuo-02", duration: int | str | None = None,
-                 resolution: str | None = None, first_frame_image: str | None = None,
-                 conn_id: str = "minimax_default", **kwargs: Any) -> None:
+class _MiniMaxCreateOperator(BaseOperator):
+    """Submit once per task instance; MiniMax has no lookup, so an unanswered create fails fast (see README).
+
+    :param resubmit_if_in_doubt: when an earlier create may have been accepted but its answer was lost, send
+        it again instead of failing (templated; may pay twice).
+    :param resubmit_failed: when the task an earlier try stored ended ``Fail``/``Expired``, create a new one
+        instead of failing (templated).
+    """
+
+    kind: TaskKind
+    template_fields: Sequence[str] = ("resubmit_if_in_doubt", "resubmit_failed")
+
+    def __init__(self, *, conn_id: str = "minimax_default", resubmit_if_in_doubt: bool | str = False,
+                 resubmit_failed: bool | str = False, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.prompt, self.model, self.duration = prompt, model, duration
-        self.resolution, self.first_frame_image, self.conn_id = resolution, first_frame_image, conn_id
+        self.conn_id = conn_id
+        self.resubmit_if_in_doubt = resubmit_if_in_doubt
+        self.resubmit_failed = resubmit_failed
+
+    @cached_property
+    def hook(self) -> MiniMaxHook:
+        return MiniMaxHook(self.conn_id)
+
+    def create(self) -> str:
+        raise NotImplementedError
 
     def execute(self, context: Context) -> str:
+        return submit_once(
+            context, "minimax_task_id", self.create, failed=self._failed,
+            resubmit_failed=as_bool(self.resubmit_failed, "resubmit_failed", PROVIDER),
+            resubmit_if_in_doubt=as_bool(self.resubmit_if_in_doubt, "resubmit_if_in_doubt", PROVIDER),
+            in_doubt_help=IN_DOUBT_HELP.format(what=self.kind.value),
+        )
+
+    def _failed(self, task_id: str) -> str | None:
+        result = judge_task(self.kind, self.hook.query_task(self.kind, task_id))
+        return result.message if result.phase is Phase.FAILED else None
+
+
+class MiniMaxCreateVideoOperator(_MiniMaxCreateOperator):
+    """``POST /v1/video_generation`` once per task instance (a retry re-attaches); returns the task id."""
+
+    kind = TaskKind.VIDEO
+    template_fields = (*_MiniMaxCreateOperator.template_fields, "prompt", "model", "duration", "resolution",
+                       "first_frame_image")
+
+    def __init__(self, *, prompt: str, model: str = "MiniMax-Hailuo-02", duration: int | str | None = None,
+                 resolution: str | None = None, first_frame_image: str | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.prompt, self.model, self.duration = prompt, model, duration
+        self.resolution, self.first_frame_image = resolution, first_frame_image
+
+    def create(self) -> str:
         # rendered templates are strings; an empty one means "not given"
         options = {"duration": int(self.duration) if self.duration else None,
                    "resolution": self.resolution or None, "first_frame_image": self.first_frame_image or None}
-        hook = MiniMaxHook(self.conn_id)
-        return submit_once(context, "minimax_task_id", lambda: hook.create_video(self.prompt, self.model, **options))
+        return self.hook.create_video(self.prompt, self.model, **options)
 
 
-class MiniMaxCreateSpeechOperator(BaseOperator):
+class MiniMaxCreateSpeechOperator(_MiniMaxCreateOperator):
     """``POST /v1/t2a_async_v2`` once per task instance (a retry re-attaches); returns the task id."""
 
-    template_fields = ("text", "model", "voice_id", "audio_format")
+    kind = TaskKind.SPEECH
+    template_fields = (*_MiniMaxCreateOperator.template_fields, "text", "model", "voice_id", "audio_format")
 
     def __init__(self, *, text: str, voice_id: str, model: str = "speech-2.8-hd", audio_format: str = "mp3",
-                 conn_id: str = "minimax_default", **kwargs: Any) -> None:
+                 **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.text, self.voice_id, self.model = text, voice_id, model
-        self.audio_format, self.conn_id = audio_format, conn_id
+        self.text, self.voice_id, self.model, self.audio_format = text, voice_id, model, audio_format
 
-    def execute(self, context: Context) -> str:
-        hook = MiniMaxHook(self.conn_id)
-        return submit_once(context, "minimax_task_id", lambda: hook.create_speech(
-            self.text, self.model, self.voice_id, audio_format=self.audio_format))
+    def create(self) -> str:
+        return self.hook.create_speech(self.text, self.model, self.voice_id, audio_format=self.audio_format)
 
 
 class MiniMaxDownloadOperator(DownloadAndArchiveOperator):
@@ -87,11 +138,15 @@ class MiniMaxDownloadOperator(DownloadAndArchiveOperator):
             self.source["task_id"] = str(self.minimax_task_id)
         return super().execute(context)
 
+    @cached_property
+    def hook(self) -> MiniMaxHook:
+        return MiniMaxHook(self.conn_id)
+
     def verify_tls(self) -> bool:
-        return MiniMaxHook(self.conn_id).client.verify
+        return self.hook.client.verify
 
     def remote_file(self, context: Context) -> RemoteFile:
-        file = MiniMaxHook(self.conn_id).retrieve_file(self.artifact_key)
+        file = self.hook.retrieve_file(self.artifact_key)
         if not file.download_url:
             raise ProviderError(PROVIDER, f"file {file.file_id} has no download URL yet", code="not_ready")
         self.log.info("fresh download URL for file %s: %s", file.file_id, redact_url(file.download_url))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import Any
 
 from airflow.sdk import Context
@@ -18,6 +19,11 @@ class _MiniMaxSensor(PollingSensor):
         super().__init__(**kwargs)
         self.conn_id = conn_id
 
+    @cached_property
+    def hook(self) -> MiniMaxHook:
+        """Built once per task: every poke reuses its connection and session."""
+        return MiniMaxHook(self.conn_id)
+
 
 class MiniMaxTaskSensor(_MiniMaxSensor):
     """Wait for a video (``kind="video"``) or async-speech (``kind="speech"``) task; returns
@@ -31,7 +37,7 @@ class MiniMaxTaskSensor(_MiniMaxSensor):
         self.kind = TaskKind(kind).value
 
     def check(self, context: Context) -> PollResult:
-        return judge_task(self.kind, MiniMaxHook(self.conn_id).query_task(self.kind, str(self.minimax_task_id)))
+        return judge_task(self.kind, self.hook.query_task(self.kind, str(self.minimax_task_id)))
 
     def build_trigger(self, end_time: float) -> PollingTrigger:
         return MiniMaxTaskTrigger(minimax_task_id=str(self.minimax_task_id), kind=self.kind, conn_id=self.conn_id,
@@ -48,7 +54,7 @@ class MiniMaxFileReadySensor(_MiniMaxSensor):
         self.file_id = file_id
 
     def check(self, context: Context) -> PollResult:
-        return judge_file(MiniMaxHook(self.conn_id).retrieve_file(self.file_id))
+        return judge_file(self.hook.retrieve_file(self.file_id))
 
     def build_trigger(self, end_time: float) -> PollingTrigger:
         return MiniMaxFileReadyTrigger(file_id=str(self.file_id), conn_id=self.conn_id,

@@ -4,19 +4,18 @@ The video query documents ``Preparing | Queueing | Processing | Success | Fail``
 ``Failed``; the async-speech query documents both ``Processing/Success/Failed/Expired`` and their lower-case
 forms. Statuses are therefore compared case-insensitively and both failure spellings are terminal. The
 sensor's ``check`` (sync) and the trigger's ``poll`` (async) both call :func:`judge_task` / :func:`judge_file`.
+The file object lives here too, so the hook imports this module and never the other way round.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
 from enum import Enum
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from artifact_harvest.core.errors import MalformedResponseError
 from artifact_harvest.core.polling import PollResult
-
-if TYPE_CHECKING:
-    from artifact_harvest.minimax.hook import MiniMaxFile
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +56,36 @@ def normalise_file_id(value: Any) -> int:
         return int(str(value).strip())
     except (TypeError, ValueError):
         raise MalformedResponseError(PROVIDER, "file_id", f"is not an integer id: {value!r}") from None
+
+
+@dataclass(frozen=True)
+class MiniMaxFile:
+    """A file object; ``download_url`` is signed and short-lived: use it at once, never store it."""
+
+    file_id: int
+    bytes: int
+    created_at: int
+    filename: str
+    purpose: str
+    download_url: str = field(default="", repr=False)
+
+    @classmethod
+    def from_api(cls, file: Any) -> MiniMaxFile:
+        if not isinstance(file, dict):
+            raise MalformedResponseError(PROVIDER, "file", f"is not an object: {type(file).__name__}")
+        return cls(
+            file_id=normalise_file_id(file.get("file_id")),
+            bytes=int(file.get("bytes") or 0),
+            created_at=int(file.get("created_at") or 0),
+            filename=str(file.get("filename") or ""),
+            purpose=str(file.get("purpose") or ""),
+            download_url=str(file.get("download_url") or ""),
+        )
+
+    def summary(self) -> dict[str, Any]:
+        """Everything but the URL: safe for XCom, events and manifests."""
+        return {"file_id": self.file_id, "bytes": self.bytes, "created_at": self.created_at,
+                "filename": self.filename, "purpose": self.purpose}
 
 
 def judge_task(kind: TaskKind | str, answer: dict[str, Any]) -> PollResult:

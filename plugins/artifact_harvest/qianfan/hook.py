@@ -17,9 +17,9 @@ from urllib.parse import urlsplit
 from baidubce.auth.bce_credentials import BceCredentials
 from baidubce.auth.bce_v1_signer import sign
 
-from artifact_harvest.core.errors import MalformedResponseError, ProviderError
+from artifact_harvest.core.errors import MalformedResponseError
 from artifact_harvest.core.hook import ProviderHook
-from artifact_harvest.core.http import ApiClient, ApiResponse, Redactor
+from artifact_harvest.core.http import ApiClient, ApiResponse, Call, Redactor
 from artifact_harvest.qianfan.status import PROVIDER, ExportRecord
 
 MODEL_PATH = "/v2/model"
@@ -96,17 +96,13 @@ class BceSigner:
 
 def parse(resp: ApiResponse) -> dict[str, Any]:
     """The ``result`` object of a success; the provider's code, message and requestId on every error."""
-    if resp.status >= 400:
-        try:
-            body = resp.json()
-        except ProviderError:  # not JSON (a proxy's HTML page): HTTP semantics alone
-            raise resp.http_error() from None
+    body = resp.json()
+    if resp.status >= 300:
         if not isinstance(body, dict) or "code" not in body:
-            raise resp.http_error()
+            raise resp.unexpected("code", "is missing from the error answer")
         code = str(body["code"])
         answered = dataclasses.replace(resp, request_id=body.get("requestId") or resp.request_id)
         raise answered.http_error(str(body.get("message") or code), code=code, hint=AUTH_HINTS.get(code))
-    body = resp.json()
     result = body.get("result") if isinstance(body, dict) else None
     if not isinstance(result, dict):
         raise MalformedResponseError(PROVIDER, "result", "is missing or not an object", request_id=resp.request_id,
@@ -149,23 +145,26 @@ class QianfanHook(ProviderHook):
         )
 
     @staticmethod
-    def _action(action: str, model_id: str) -> tuple[tuple[str, str], dict[str, Any]]:
-        return ("POST", MODEL_PATH), {"params": {"Action": action}, "json": {"modelId": model_id}}
+    def _action(action: str, model_id: str, *, resendable: bool) -> Call:
+        """Every action is a POST; only the Describe* ones may be resent when their answer is lost."""
+        return Call("POST", MODEL_PATH, {"Action": action}, {"modelId": model_id}, resendable=resendable)
+
+    def _create(self, model_id: str) -> Call:
+        return self._action("CreateModelExportTask", model_id, resendable=False)
+
+    def _describe(self, model_id: str) -> Call:
+        return self._action("DescribeModelExportTask", model_id, resendable=True)
 
     def create_export(self, model_id: str) -> str:
         """CreateModelExportTask: start packaging a model version; returns the export id (``amve-...``)."""
-        args, kwargs = self._action("CreateModelExportTask", model_id)
-        return _export_id(self.client.call(*args, **kwargs))
+        return _export_id(self.client.send(self._create(model_id)))
 
     async def acreate_export(self, model_id: str) -> str:
-        args, kwargs = self._action("CreateModelExportTask", model_id)
-        return _export_id(await (await self.aclient()).acall(*args, **kwargs))
+        return _export_id(await (await self.aclient()).asend(self._create(model_id)))
 
     def describe_export(self, model_id: str) -> ExportRecord:
         """DescribeModelExportTask: the version's current export (by model version id, not export id)."""
-        args, kwargs = self._action("DescribeModelExportTask", model_id)
-        return ExportRecord.from_result(self.client.call(*args, **kwargs))
+        return ExportRecord.from_result(self.client.send(self._describe(model_id)))
 
     async def adescribe_export(self, model_id: str) -> ExportRecord:
-        args, kwargs = self._action("DescribeModelExportTask", model_id)
-        return ExportRecord.from_result(await (await self.aclient()).acall(*args, **kwargs))
+        return ExportRecord.from_result(await (await self.aclient()).asend(self._describe(model_id)))

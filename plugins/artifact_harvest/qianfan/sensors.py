@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from functools import cached_property
 from typing import Any
 
 from airflow.sdk import Context
@@ -43,10 +44,15 @@ class QianfanModelExportSensor(PollingSensor):
         self.conn_id = conn_id
         self.missing_grace_seconds = missing_grace_seconds
 
+    @cached_property
+    def hook(self) -> QianfanHook:
+        """Built once per task: every poke reuses its connection and session."""
+        return QianfanHook(self.conn_id)
+
     def check(self, context: Context) -> PollResult:
         """One Describe; the vanish watch lives in the task state store so reschedule mode keeps it too."""
         export_id = self.export_id or None
-        record = QianfanHook(self.conn_id).describe_export(self.model_id)
+        record = self.hook.describe_export(self.model_id)
         stored = remembered(context, _WATCH_KEY) or dataclasses.asdict(VanishWatch(expect_record=export_id is not None))
         watch = VanishWatch(**stored)
         missing_for = watch.missing_for(record, export_id, time.time())

@@ -9,12 +9,15 @@ period it counts as failed instead of waiting for the deadline.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
 from artifact_harvest.core.errors import MalformedResponseError
 from artifact_harvest.core.polling import PollResult
+
+log = logging.getLogger(__name__)
 
 PROVIDER = "qianfan"
 
@@ -25,12 +28,12 @@ class ExportState(str, Enum):
     FAIL = "Fail"
 
     @classmethod
-    def parse(cls, value: Any) -> ExportState:
-        """Any case (``done``, ``Done``, ``DONE``)."""
+    def parse(cls, value: Any) -> ExportState | None:
+        """Any case (``done``, ``Done``, ``DONE``); None for an undocumented value (judged as still running)."""
         for state in cls:
             if isinstance(value, str) and value.strip().lower() == state.value.lower():
                 return state
-        raise MalformedResponseError(PROVIDER, "state", f"has the unknown value {value!r}")
+        return None
 
 
 RUNNING_STATES = frozenset({ExportState.DOING})
@@ -48,6 +51,8 @@ class ExportRecord:
     file_size: int | None = None
     md5: str | None = None
     download_url: str | None = field(default=None, repr=False)
+    #: the state as Qianfan spelled it (``state`` is None when that spelling is undocumented)
+    raw_state: Any = None
 
     @classmethod
     def from_result(cls, result: dict[str, Any]) -> ExportRecord:
@@ -65,6 +70,7 @@ class ExportRecord:
             file_size=int(size) if size is not None else None,
             md5=result.get("md5"),
             download_url=result.get("downloadUrl"),
+            raw_state=raw_state,
         )
 
     def payload(self, model_id: str) -> dict[str, Any]:
@@ -137,4 +143,9 @@ def judge(
     if record.state is ExportState.DONE:
         return PollResult.success(f"export {record.export_id} of {model_id} is done ({record.file_size} bytes)",
                                   **record.payload(model_id))
+    if record.state is None:
+        log.warning("export %s of %s reported an undocumented state %r; polling on", record.export_id, model_id,
+                    record.raw_state)
+        return PollResult.running(f"export {record.export_id} of {model_id} has undocumented state "
+                                  f"{record.raw_state!r}; polling on")
     return PollResult.running(f"export {record.export_id} of {model_id} is exporting")
