@@ -42,7 +42,7 @@ async def log_requests(request: web.Request, handler: Handler) -> web.StreamResp
 
 @web.middleware
 async def apply_faults(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Status, envelope and hang faults, before the handler runs."""
+    """Status, envelope and hang faults before the handler runs; drop_answer after it ran."""
     if _is_control(request):
         return await handler(request)
     fault = request.app[STATE].faults.take(request.path, request.method, MIDDLEWARE_KINDS)
@@ -51,6 +51,12 @@ async def apply_faults(request: web.Request, handler: Handler) -> web.StreamResp
     if fault["kind"] == "hang":
         await asyncio.sleep(float(fault.get("seconds", 30)))
         return await handler(request)
+    if fault["kind"] == "drop_answer":
+        response = await handler(request)  # processed for real: whatever it created stays created
+        await asyncio.sleep(float(fault.get("seconds", 0)))
+        if request.transport is not None:
+            request.transport.abort()  # no status line, no body: the client sees the connection drop
+        return response  # the log keeps what it would have answered; writing it goes nowhere
     status = int(fault.get("status", 503 if fault["kind"] == "status" else 200))
     headers = {"Retry-After": str(fault["retry_after"])} if "retry_after" in fault else {}
     if "body" in fault:

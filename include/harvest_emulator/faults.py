@@ -7,6 +7,8 @@ Applied by the middleware, before the handler (any route except the control API)
 - ``status``: answer ``status`` (default 503), optional ``retry_after`` seconds header, optional JSON ``body``.
 - ``envelope``: answer JSON ``body`` with ``status`` (default 200), i.e. a provider's error envelope.
 - ``hang``: sleep ``seconds`` (default 30), then answer normally.
+- ``drop_answer``: run the handler (the request IS processed: a job is created), wait ``seconds`` (default 0),
+  then close the connection without answering: a lost answer.
 
 Applied by ``serving.serve_blob`` (signed blob route and providers' download routes):
 - ``drop``: close the connection after ``after_bytes`` body bytes (default half the body).
@@ -26,7 +28,7 @@ import re
 import threading
 from typing import Any
 
-MIDDLEWARE_KINDS = ("status", "envelope", "hang")
+MIDDLEWARE_KINDS = ("status", "envelope", "hang", "drop_answer")
 BLOB_KINDS = ("drop", "slow", "expire", "corrupt", "ignore_range")
 KINDS = MIDDLEWARE_KINDS + BLOB_KINDS
 
