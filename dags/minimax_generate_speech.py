@@ -42,6 +42,10 @@ The manifest also lists the bundle's members (audio, sentence subtitles, extra J
                                description="Seconds between status queries (the query allows 10 per second)."),
         "timeout": Param(3600, type="integer", minimum=1, maximum=7 * 24 * 3600, title="Timeout (s)",
                          description="Give up waiting for the speech after this many seconds."),
+        "resubmit_if_in_doubt": Param(False, type="boolean", title="Resubmit if in doubt",
+                                      description="An earlier try's create may have been accepted but its answer "
+                                      "was lost (MiniMax offers no lookup): submit again anyway, and maybe pay "
+                                      "twice. Off: the run fails and says what to check in the MiniMax console."),
     },
 ) as dag:
     create = MiniMaxCreateSpeechOperator(
@@ -50,6 +54,7 @@ The manifest also lists the bundle's members (audio, sentence subtitles, extra J
         model="{{ params.model }}",
         voice_id="{{ params.voice_id }}",
         audio_format="{{ params.format }}",
+        resubmit_if_in_doubt="{{ params.resubmit_if_in_doubt }}",
     )
     wait = MiniMaxTaskSensor(
         task_id="wait", minimax_task_id=create.output, kind="speech",

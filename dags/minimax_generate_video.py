@@ -47,6 +47,10 @@ Connection: `minimax_default` (host = base URL, password = API key).
                                description="Seconds between status queries (MiniMax suggests about 10)."),
         "timeout": Param(3600, type="integer", minimum=1, maximum=7 * 24 * 3600, title="Timeout (s)",
                          description="Give up waiting for the video after this many seconds."),
+        "resubmit_if_in_doubt": Param(False, type="boolean", title="Resubmit if in doubt",
+                                      description="An earlier try's create may have been accepted but its answer "
+                                      "was lost (MiniMax offers no lookup): submit again anyway, and maybe pay "
+                                      "twice. Off: the run fails and says what to check in the MiniMax console."),
     },
 ) as dag:
     create = MiniMaxCreateVideoOperator(
@@ -56,6 +60,7 @@ Connection: `minimax_default` (host = base URL, password = API key).
         duration="{{ params.duration }}",
         resolution="{{ params.resolution }}",
         first_frame_image="{{ params.first_frame_image or '' }}",
+        resubmit_if_in_doubt="{{ params.resubmit_if_in_doubt }}",
     )
     wait = MiniMaxTaskSensor(
         task_id="wait", minimax_task_id=create.output, kind="video",

@@ -1,6 +1,7 @@
 """The fault plan: misbehaviour a test switches on over HTTP, without restarting the server.
 
 A fault is a dict: ``route`` (regex searched in the request path, required), ``method`` (optional),
+``query`` (optional regex searched in the query string, e.g. ``Action=Create``; middleware kinds only),
 ``kind``, ``times`` (default 1, -1 = forever) and the kind's options:
 
 Applied by the middleware, before the handler (any route except the control API):
@@ -55,7 +56,7 @@ class FaultPlan:
             self._faults.append(fault)
         return fault["id"]
 
-    def take(self, path: str, method: str, kinds: tuple[str, ...] | str) -> dict[str, Any] | None:
+    def take(self, path: str, method: str, kinds: tuple[str, ...] | str, query: str = "") -> dict[str, Any] | None:
         """Consume one application of the first matching fault of one of ``kinds``, or None."""
         kinds = (kinds,) if isinstance(kinds, str) else kinds
         with self._lock:
@@ -63,6 +64,8 @@ class FaultPlan:
                 if fault["kind"] not in kinds or not re.search(fault["route"], path):
                     continue
                 if fault.get("method") and fault["method"].upper() != method.upper():
+                    continue
+                if fault.get("query") and not re.search(fault["query"], query):
                     continue
                 if fault["times"] > 0:
                     fault["times"] -= 1
