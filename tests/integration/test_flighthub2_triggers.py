@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from types import SimpleNamespace
 
 import pytest
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSensorTimeout, TaskDeferred
@@ -79,13 +80,40 @@ async def test_fatal_error_ends_the_trigger(emu, monkeypatch):
     assert event["status"] == "error" and event["retryable"] is False and event["code"] == 200401
 
 
-async def test_on_kill_stops_the_reconstruction_only_when_asked(emu):
+def task_state_is(monkeypatch, state):
+    """The task instance's state as the supervisor would report it (no server stands in for the supervisor)."""
+    from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
+
+    def get_task_states(dag_id, map_index=None, task_ids=None, run_ids=None, **_):
+        if isinstance(state, Exception):
+            raise state
+        key = task_ids[0] if map_index is None else f"{task_ids[0]}_{map_index}"
+        return {run_ids[0]: {key: state}}
+
+    monkeypatch.setattr(RuntimeTaskInstance, "get_task_states", staticmethod(get_task_states))
+    return SimpleNamespace(dag_id="d", run_id="r", task_id="wait_for_model", map_index=0)
+
+
+@pytest.mark.parametrize(("state", "stops"), [
+    ("failed", True), ("success", True),  # marked by a user: a real kill
+    (None, False), ("restarting", False), ("scheduled", False),  # cleared to poll again
+    (RuntimeError("no supervisor"), False),  # unknown: never stop a paid job on a guess
+])
+async def test_on_kill_stops_the_reconstruction_only_on_a_real_kill(emu, monkeypatch, state, stops):
     model_uuid = start()
-    await model_trigger(model_uuid, stop_on_kill=False).on_kill()
+    trigger = model_trigger(model_uuid)
+    trigger.task_instance = task_state_is(monkeypatch, state)
+    await trigger.on_kill()
+    assert len(emu.control.requests(f"/models/{model_uuid}/reconstruction/stop")) == int(stops)
+    assert (FlightHub2Hook().open_model(model_uuid)["model_status"] == 16) is stops
+
+
+async def test_on_kill_never_stops_when_not_asked(emu, monkeypatch):
+    model_uuid = start()
+    trigger = model_trigger(model_uuid, stop_on_kill=False)
+    trigger.task_instance = task_state_is(monkeypatch, "failed")
+    await trigger.on_kill()
     assert emu.control.requests("reconstruction/stop") == []
-    await model_trigger(model_uuid).on_kill()
-    assert len(emu.control.requests(f"/models/{model_uuid}/reconstruction/stop")) == 1
-    assert FlightHub2Hook().open_model(model_uuid)["model_status"] == 16
 
 
 async def test_download_url_waits_while_compressing(emu):

@@ -7,6 +7,7 @@ and the trigger's ``run`` (triggerer) call the same function, so the two paths c
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -131,6 +132,43 @@ class PollingTrigger(BaseTrigger):
     @staticmethod
     def _event(status: str, message: str, **payload: Any) -> TriggerEvent:
         return TriggerEvent({"status": status, "message": message, **payload})
+
+
+#: states a user gives a task by hand (mark failed / mark success): a real kill. A cleared task is None,
+#: ``restarting``, ``scheduled`` or ``queued`` instead, and its remote job must keep running for the next try.
+KILLED_STATES = frozenset({"failed", "success", "skipped", "upstream_failed", "removed"})
+
+
+def killed_by_user(ti: Any) -> bool:
+    """Whether ``on_kill`` runs because a user killed the task (stop remote work) or cleared it (keep it).
+
+    Airflow calls ``on_kill`` for both (a trigger's on clear, mark failed and mark success; a worker's when a
+    cleared running task is terminated), so the task instance's state decides. Unknown (no task instance,
+    the state unreadable) counts as not killed: stopping a paid job on a guess is the worse mistake.
+    """
+    if ti is None:
+        return False
+    try:
+        from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
+
+        map_index = getattr(ti, "map_index", -1)
+        map_index = -1 if map_index is None else map_index
+        states = RuntimeTaskInstance.get_task_states(
+            dag_id=ti.dag_id, task_ids=[ti.task_id], run_ids=[ti.run_id],
+            map_index=map_index if map_index >= 0 else None,
+        )
+        key = ti.task_id if map_index < 0 else f"{ti.task_id}_{map_index}"
+        state = (states.get(ti.run_id) or {}).get(key)
+    except Exception as exc:  # noqa: BLE001 - no supervisor, API down: do not guess
+        logging.getLogger(__name__).warning("cannot read the task's state (%s); not stopping the remote job", exc)
+        return False
+    logging.getLogger(__name__).info("on_kill: the task instance is now %r", state)
+    return str(getattr(state, "value", state)) in KILLED_STATES
+
+
+async def akilled_by_user(ti: Any) -> bool:
+    """:func:`killed_by_user` for triggers: the state lookup is a blocking supervisor call, run in a thread."""
+    return await asyncio.to_thread(killed_by_user, ti)
 
 
 def _is_fatal(exc: ProviderError) -> bool:

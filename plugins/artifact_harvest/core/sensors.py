@@ -49,6 +49,7 @@ class PollingSensor(BaseSensorOperator):
         self.max_transient_errors = max_transient_errors
         self.poll_interval = poll_interval
         self.wait_timeout = wait_timeout
+        self.running_ti: Any = None
 
     def _apply_templated_timing(self) -> None:
         if self.poll_interval not in (None, ""):
@@ -87,6 +88,7 @@ class PollingSensor(BaseSensorOperator):
 
     # -- deferrable ----------------------------------------------------------------------------------
     def execute(self, context: Context) -> Any:
+        self.running_ti = context.get("ti")  # for on_kill: was the task killed, or cleared?
         self._apply_templated_timing()
         if not self.deferrable:
             return super().execute(context)

@@ -7,7 +7,7 @@ from typing import Any
 
 from airflow.sdk import Context
 
-from artifact_harvest.core.polling import PollResult
+from artifact_harvest.core.polling import PollResult, killed_by_user
 from artifact_harvest.core.sensors import PollingSensor
 from artifact_harvest.flighthub2.hook import FlightHub2Hook, FlightHub2HookMixin
 from artifact_harvest.flighthub2.status import judge_download_url, judge_open_model
@@ -35,7 +35,8 @@ class FlightHub2ModelReadySensor(_FlightHub2Sensor):
     :param model_uuid: the open model (templated).
     :param file_id_field: which details field is the ``file_id`` of ``model/download-url``. The docs do not
         say how an open model's archive maps to that id; ``zip_file_key`` is the default assumption.
-    :param stop_on_kill: stop the reconstruction when a user kills or clears the deferred task.
+    :param stop_on_kill: stop the reconstruction when a user kills the task (marks it failed or success);
+        clearing it to poll again leaves the job running.
     """
 
     template_fields: Sequence[str] = (*PollingSensor.template_fields, "model_uuid")
@@ -57,8 +58,8 @@ class FlightHub2ModelReadySensor(_FlightHub2Sensor):
         )
 
     def on_kill(self) -> None:
-        """Killed while poking on a worker: same policy as the trigger's ``on_kill``."""
-        if self.stop_on_kill and self.model_uuid:
+        """Killed while poking on a worker: same policy as the trigger's ``on_kill`` (a clear keeps the job)."""
+        if self.stop_on_kill and self.model_uuid and killed_by_user(self.running_ti):
             self.hook.stop_reconstruction(self.model_uuid)
 
 

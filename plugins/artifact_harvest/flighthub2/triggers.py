@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import cached_property
 from typing import Any
 
-from artifact_harvest.core.polling import PollingTrigger, PollResult
+from artifact_harvest.core.polling import PollingTrigger, PollResult, akilled_by_user
 from artifact_harvest.flighthub2.hook import FlightHub2Hook
 from artifact_harvest.flighthub2.status import judge_download_url, judge_open_model
 
@@ -43,10 +43,17 @@ class FlightHub2ModelReadyTrigger(_FlightHub2Trigger):
         return judge_open_model(await self.hook.aopen_model(self.model_uuid), self.file_id_field)
 
     async def on_kill(self) -> None:
-        """The user killed or cleared the waiting task: stop the reconstruction (its quota is refunded)."""
-        if self.stop_on_kill:
-            self.log.info("stopping reconstruction of model %s", self.model_uuid)
-            await self.hook.astop_reconstruction(self.model_uuid)
+        """A user killed the waiting task: stop the reconstruction (its quota is refunded).
+
+        Airflow calls this on a clear too; a cleared task polls again, so its job is left running.
+        """
+        if not self.stop_on_kill:
+            return
+        if not await akilled_by_user(self.task_instance):
+            self.log.info("the task was cleared, not killed: model %s keeps reconstructing", self.model_uuid)
+            return
+        self.log.info("stopping reconstruction of model %s", self.model_uuid)
+        await self.hook.astop_reconstruction(self.model_uuid)
 
     def describe(self) -> str:
         return f"model {self.model_uuid}"
