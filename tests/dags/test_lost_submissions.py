@@ -44,8 +44,12 @@ def output(capfd) -> str:
     return out + err
 
 
+def qianfan_calls(emu, action: str) -> int:
+    return len([r for r in emu.control.requests("^/v2/model$") if r["query"].get("Action") == action])
+
+
 def qianfan_creates(emu) -> int:
-    return len([r for r in emu.control.requests("^/v2/model$") if r["query"].get("Action") == "CreateModelExportTask"])
+    return qianfan_calls(emu, "CreateModelExportTask")
 
 
 def upload_resource() -> str:
@@ -77,6 +81,7 @@ def test_flighthub2_retry_after_a_killed_worker_attaches_without_a_second_start(
     assert {m["model_type"] for m in started} == {"3d", "2d"}
     assert {m["model_uuid"] for m in started if m["model_type"] == "3d"} == {first}
     assert len(sandbox.control.requests(START)) == 1 and len(sandbox.control.jobs("flighthub2")) == 2
+    assert len(sandbox.control.requests("open_model/models/running$")) == 1  # the one extra call
     assert in_flight_key(STARTED_STATE) not in store.values and store.get(STARTED_STATE)
     operator.execute({"task_state_store": store})  # a later retry keeps re-attaching
     assert len(sandbox.control.requests(START)) == 1
@@ -123,11 +128,23 @@ def test_qianfan_retry_after_a_killed_worker_attaches_without_a_second_create(sa
     from artifact_harvest.qianfan.hook import QianfanHook
 
     export_id = QianfanHook().create_export("amv-killed1")  # processed; the worker died before storing it
+    sandbox.control.clear_requests()
     store = StateStore()
     store.set(in_flight_key(EXPORT_ID_KEY), IN_FLIGHT)
     operator = QianfanCreateModelExportOperator(task_id="create", model_id="amv-killed1")
     assert operator.execute({"task_state_store": store})["exportId"] == export_id
-    assert qianfan_creates(sandbox) == 1 and store.get(EXPORT_ID_KEY) == export_id
+    assert qianfan_creates(sandbox) == 0 and store.get(EXPORT_ID_KEY) == export_id
+    assert qianfan_calls(sandbox, "DescribeModelExportTask") == 1  # the lookup, instead of a create
+
+
+def test_qianfan_lost_create_costs_one_extra_describe(sandbox):
+    sandbox.control.add_fault(route="^/v2/model$", query="Action=CreateModelExportTask", kind="drop_answer")
+    store = StateStore()
+    result = QianfanCreateModelExportOperator(task_id="create", model_id="amv-lost2").execute(
+        {"task_state_store": store})
+    assert store.get(EXPORT_ID_KEY) == result["exportId"]
+    assert qianfan_creates(sandbox) == 1
+    assert qianfan_calls(sandbox, "DescribeModelExportTask") == 2  # the usual pre-check, plus the lookup
 
 
 def test_qianfan_stored_export_that_failed_is_not_reattached_unless_allowed(sandbox):
