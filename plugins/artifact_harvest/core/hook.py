@@ -6,6 +6,7 @@ connection's extra is sent, unlike HttpHook, which turns every unknown extra int
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import Any, ClassVar
 
 from airflow.sdk import BaseHook
@@ -76,3 +77,18 @@ class ProviderHook(BaseHook):
         if isinstance(value, str):
             return value.strip().lower() not in ("false", "0", "no", "off")
         return bool(value)
+
+
+class HookPerTask:
+    """For operators and sensors: the provider hook for their ``conn_id``, built once per task.
+
+    Every call of a task (each poke, each fresh download URL, the TLS setting) reuses one hook, so the
+    connection is read once and one HTTP session is kept.
+    """
+
+    hook_class: ClassVar[type[ProviderHook]]
+    conn_id: str
+
+    @cached_property
+    def hook(self) -> Any:
+        return self.hook_class(self.conn_id)

@@ -7,7 +7,6 @@ import tarfile
 import zipfile
 from collections.abc import Sequence
 from datetime import datetime
-from functools import cached_property
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
@@ -16,6 +15,7 @@ from airflow.sdk import BaseOperator, Context
 from artifact_harvest.core.archive import Archiver
 from artifact_harvest.core.download import DownloadedFile, RemoteFile
 from artifact_harvest.core.errors import ProviderError
+from artifact_harvest.core.hook import HookPerTask
 from artifact_harvest.core.http import redact_url
 from artifact_harvest.core.idempotency import submit_once
 from artifact_harvest.core.operators import DownloadAndArchiveOperator
@@ -38,7 +38,7 @@ IN_DOUBT_HELP = (
 )
 
 
-class _MiniMaxCreateOperator(BaseOperator):
+class _MiniMaxCreateOperator(HookPerTask, BaseOperator):
     """Submit once per task instance; MiniMax has no lookup, so an unanswered create fails fast (see README).
 
     :param resubmit_if_in_doubt: when an earlier create may have been accepted but its answer was lost, send
@@ -47,6 +47,7 @@ class _MiniMaxCreateOperator(BaseOperator):
         instead of failing (templated).
     """
 
+    hook_class = MiniMaxHook
     kind: TaskKind
     template_fields: Sequence[str] = ("resubmit_if_in_doubt", "resubmit_failed")
 
@@ -56,10 +57,6 @@ class _MiniMaxCreateOperator(BaseOperator):
         self.conn_id = conn_id
         self.resubmit_if_in_doubt = resubmit_if_in_doubt
         self.resubmit_failed = resubmit_failed
-
-    @cached_property
-    def hook(self) -> MiniMaxHook:
-        return MiniMaxHook(self.conn_id)
 
     def create(self) -> str:
         raise NotImplementedError
@@ -112,7 +109,7 @@ class MiniMaxCreateSpeechOperator(_MiniMaxCreateOperator):
         return self.hook.create_speech(self.text, self.model, self.voice_id, audio_format=self.audio_format)
 
 
-class MiniMaxDownloadOperator(DownloadAndArchiveOperator):
+class MiniMaxDownloadOperator(HookPerTask, DownloadAndArchiveOperator):
     """Archive MiniMax file ``file_id`` under artifact key ``file_id``.
 
     Every ``remote_file`` call asks files/retrieve for a fresh signed URL (1 h for video, 9 h for speech),
@@ -121,6 +118,7 @@ class MiniMaxDownloadOperator(DownloadAndArchiveOperator):
     """
 
     provider = PROVIDER
+    hook_class = MiniMaxHook
     template_fields = (*DownloadAndArchiveOperator.template_fields, "minimax_task_id")
 
     def __init__(self, *, file_id: int | str, minimax_task_id: str | None = None, conn_id: str = "minimax_default",
@@ -137,10 +135,6 @@ class MiniMaxDownloadOperator(DownloadAndArchiveOperator):
         if self.minimax_task_id:
             self.source["task_id"] = str(self.minimax_task_id)
         return super().execute(context)
-
-    @cached_property
-    def hook(self) -> MiniMaxHook:
-        return MiniMaxHook(self.conn_id)
 
     def verify_tls(self) -> bool:
         return self.hook.client.verify

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from functools import cached_property
 from typing import Any
 
 from airflow.sdk import Context
 
+from artifact_harvest.core.hook import HookPerTask
 from artifact_harvest.core.polling import PollingTrigger, PollResult
 from artifact_harvest.core.sensors import PollingSensor
 from artifact_harvest.minimax.hook import MiniMaxHook
@@ -14,15 +14,12 @@ from artifact_harvest.minimax.status import TaskKind, judge_file, judge_task
 from artifact_harvest.minimax.triggers import MiniMaxFileReadyTrigger, MiniMaxTaskTrigger
 
 
-class _MiniMaxSensor(PollingSensor):
+class _MiniMaxSensor(HookPerTask, PollingSensor):
+    hook_class = MiniMaxHook
+
     def __init__(self, *, conn_id: str = "minimax_default", **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.conn_id = conn_id
-
-    @cached_property
-    def hook(self) -> MiniMaxHook:
-        """Built once per task: every poke reuses its connection and session."""
-        return MiniMaxHook(self.conn_id)
 
 
 class MiniMaxTaskSensor(_MiniMaxSensor):

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from functools import cached_property
 from typing import Any
 
 from airflow.sdk import BaseOperator, Context
 
 from artifact_harvest.core.download import RemoteFile
 from artifact_harvest.core.errors import FatalProviderError
+from artifact_harvest.core.hook import HookPerTask
 from artifact_harvest.core.idempotency import remember, remembered, submit_once
 from artifact_harvest.core.operators import DownloadAndArchiveOperator
 from artifact_harvest.core.params import as_bool
@@ -20,7 +20,7 @@ EXPORT_ID_KEY = "qianfan_export_id"
 REPLACED_KEY = "qianfan_replaced_export_id"
 
 
-class QianfanCreateModelExportOperator(BaseOperator):
+class QianfanCreateModelExportOperator(HookPerTask, BaseOperator):
     """Make sure the model version has an export and return ``{"modelId", "exportId"}``.
 
     Idempotent: a ``Done`` export is reused (unless ``force_new_export``), a ``Doing`` one is attached to
@@ -37,6 +37,7 @@ class QianfanCreateModelExportOperator(BaseOperator):
     one a forced create replaced; never sent twice blindly.
     """
 
+    hook_class = QianfanHook
     template_fields = ("model_id", "force_new_export", "resubmit_failed")
 
     def __init__(
@@ -53,10 +54,6 @@ class QianfanCreateModelExportOperator(BaseOperator):
         self.force_new_export = force_new_export
         self.resubmit_failed = resubmit_failed
         self.conn_id = conn_id
-
-    @cached_property
-    def hook(self) -> QianfanHook:
-        return QianfanHook(self.conn_id)
 
     def execute(self, context: Context) -> dict[str, str]:
         force = as_bool(self.force_new_export, "force_new_export", PROVIDER)
@@ -103,7 +100,7 @@ class QianfanCreateModelExportOperator(BaseOperator):
         return None
 
 
-class QianfanDownloadExportOperator(DownloadAndArchiveOperator):
+class QianfanDownloadExportOperator(HookPerTask, DownloadAndArchiveOperator):
     """Download a ``Done`` export (streaming, resumable, md5 and size checked) and archive it under its export id.
 
     Each URL is fetched right before use with a fresh DescribeModelExportTask; the manifest's ``source``
@@ -114,6 +111,7 @@ class QianfanDownloadExportOperator(DownloadAndArchiveOperator):
     """
 
     provider = PROVIDER
+    hook_class = QianfanHook
     template_fields = (*DownloadAndArchiveOperator.template_fields, "model_id", "export_id")
 
     def __init__(
@@ -123,10 +121,6 @@ class QianfanDownloadExportOperator(DownloadAndArchiveOperator):
         self.model_id = model_id
         self.export_id = export_id
         self.conn_id = conn_id
-
-    @cached_property
-    def hook(self) -> QianfanHook:
-        return QianfanHook(self.conn_id)
 
     def verify_tls(self) -> bool:
         return self.hook.client.verify

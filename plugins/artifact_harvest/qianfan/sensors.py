@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from functools import cached_property
 from typing import Any
 
 from airflow.sdk import Context
 
+from artifact_harvest.core.hook import HookPerTask
 from artifact_harvest.core.idempotency import remember, remembered
 from artifact_harvest.core.polling import PollResult
 from artifact_harvest.core.sensors import PollingSensor
@@ -19,7 +19,7 @@ from artifact_harvest.qianfan.triggers import DEFAULT_MISSING_GRACE, QianfanMode
 _WATCH_KEY = "qianfan_vanish_watch"
 
 
-class QianfanModelExportSensor(PollingSensor):
+class QianfanModelExportSensor(HookPerTask, PollingSensor):
     """Succeeds with ``{modelId, exportId, fileName, fileSize, md5}`` (no URL: download asks for a fresh one).
 
     :param model_id: model version id (``amv-...``), templated.
@@ -27,6 +27,7 @@ class QianfanModelExportSensor(PollingSensor):
         stops being listed counts as failed after ``missing_grace_seconds``.
     """
 
+    hook_class = QianfanHook
     template_fields = (*PollingSensor.template_fields, "model_id", "export_id")
 
     def __init__(
@@ -43,11 +44,6 @@ class QianfanModelExportSensor(PollingSensor):
         self.export_id = export_id
         self.conn_id = conn_id
         self.missing_grace_seconds = missing_grace_seconds
-
-    @cached_property
-    def hook(self) -> QianfanHook:
-        """Built once per task: every poke reuses its connection and session."""
-        return QianfanHook(self.conn_id)
 
     def check(self, context: Context) -> PollResult:
         """One Describe; the vanish watch lives in the task state store so reschedule mode keeps it too."""
