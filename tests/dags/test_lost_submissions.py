@@ -20,6 +20,7 @@ from artifact_harvest.flighthub2.operators import STARTED_STATE, FlightHub2Start
 from artifact_harvest.minimax.operators import MiniMaxCreateVideoOperator
 from artifact_harvest.qianfan.operators import EXPORT_ID_KEY, QianfanCreateModelExportOperator
 from support import StateStore, load_dag, task_states
+from harvest_emulator.credentials import MINIMAX_API_KEY
 
 PHOTOS = Path(__file__).resolve().parents[2] / "include" / "sample_data" / "flighthub2_photos"
 FAST = {"poll_interval": 0.05, "timeout": 30}
@@ -173,6 +174,7 @@ def test_minimax_lost_create_answer_fails_fast_with_what_to_check(sandbox, archi
     assert (create.state, create.try_number) == ("failed", 1)  # at once: no Airflow retry
     text = output(capfd)
     assert "may have been accepted" in text and "MiniMax console" in text and "resubmit_if_in_doubt" in text
+    assert MINIMAX_API_KEY not in text  # the in-doubt message names the call, never the key
     assert len(sandbox.control.requests("/v1/video_generation$")) == 1
     assert len(sandbox.control.jobs("minimax")) == 1  # one (paid) video, never two
 

@@ -1,8 +1,8 @@
 """One error taxonomy in every sensor mode: the same provider answer, run through poke, reschedule and deferrable
 (the trigger in the triggerer's place, then ``execute_complete``), ends the same way.
 
-- an unknown error code, or a non-JSON answer (a proxy's page): Airflow's task retries (AirflowException,
-  never AirflowFailException);
+- an unknown error code, a non-JSON answer (a proxy's page), or transient failures beyond
+  ``max_transient_errors`` in a row: Airflow's task retries (AirflowException, never AirflowFailException);
 - a documented fatal code: the task fails at once (AirflowFailException);
 - an undocumented state: polling goes on, with a warning, until the job's real end.
 """
@@ -34,7 +34,8 @@ from artifact_harvest.qianfan.sensors import QianfanModelExportSensor
 from support import StateStore
 
 MODES = ("poke", "reschedule", "deferrable")
-TIMING = {"poke_interval": 0.01, "timeout": 30}
+TIMING = {"poke_interval": 0.01, "timeout": 30, "max_transient_errors": 1}
+OUTAGE = {"kind": "status", "status": 502, "times": -1}  # a gateway that keeps failing: transient, unbounded
 
 
 class _TaskInstance:
@@ -76,6 +77,7 @@ PROVIDERS = {
     "flighthub2": Provider(_flighthub2, {"route": r"/open_model/models/[0-9a-f-]{36}$", "method": "GET"}, {
         "unknown_code": {"kind": "envelope", "body": {"code": 299999, "message": "brand new error"}},
         "proxy_page": PROXY_PAGE,
+        "outage": OUTAGE,
         "fatal_code": {"kind": "envelope", "body": {"code": 200401, "message": "bad key"}},
         "unknown_state": {"kind": "envelope", "body": {"code": 0, "message": "", "data": {
             "model_uuid": "m", "model_status": 77, "zip_status": 0}}},
@@ -84,6 +86,7 @@ PROVIDERS = {
         "unknown_code": {"kind": "envelope", "body": {"base_resp": {"status_code": 9999,
                                                                     "status_msg": "brand new error"}}},
         "proxy_page": PROXY_PAGE,
+        "outage": OUTAGE,
         "fatal_code": {"kind": "envelope", "body": {"base_resp": {"status_code": 1004, "status_msg": "bad key"}}},
         "unknown_state": {"kind": "envelope", "body": {"base_resp": {"status_code": 0, "status_msg": "success"},
                                                        "task_id": "t", "status": "Rendering"}},
@@ -92,13 +95,15 @@ PROVIDERS = {
         "unknown_code": {"kind": "status", "status": 409, "body": {"requestId": "r-1", "code": "BrandNewError",
                                                                    "message": "brand new error"}},
         "proxy_page": PROXY_PAGE,
+        "outage": OUTAGE,
         "fatal_code": {"kind": "status", "status": 403, "body": {"requestId": "r-2", "code": "AccessDenied",
                                                                  "message": "bad key"}},
         "unknown_state": {"kind": "envelope", "body": {"requestId": "r-3", "result": {
             "hasRecord": True, "exportId": EXPORT_ID, "status": "Exporting"}}},
     }),
 }
-EXPECTED = {"unknown_code": "retry", "proxy_page": "retry", "fatal_code": "fail", "unknown_state": "success"}
+EXPECTED = {"unknown_code": "retry", "proxy_page": "retry", "outage": "retry", "fatal_code": "fail",
+            "unknown_state": "success"}
 
 
 async def _first_event(trigger) -> dict[str, Any]:
@@ -137,7 +142,7 @@ def _outcome(emu, sensor: PollingSensor, mode: str, fault: dict[str, Any]) -> tu
 def test_the_same_answer_ends_the_same_way_in_every_mode(emu, caplog, provider, answer, mode):
     spec = PROVIDERS[provider]
     sensor = spec.sensor(emu)
-    fault = json.loads(json.dumps({**spec.status_route, **spec.answers[answer], "times": 1})
+    fault = json.loads(json.dumps({**spec.status_route, "times": 1, **spec.answers[answer]})
                        .replace(EXPORT_ID, str(getattr(sensor, "export_id", ""))))
     outcome, message = _outcome(emu, sensor, mode, fault)
     assert outcome == EXPECTED[answer], message
@@ -146,5 +151,7 @@ def test_the_same_answer_ends_the_same_way_in_every_mode(emu, caplog, provider, 
         assert "brand new error" in message
     if answer == "proxy_page":
         assert "not JSON" in message
+    if answer == "outage":
+        assert "transient errors in a row" in message and "502" in message
     if answer == "unknown_state":
         assert "undocumented" in caplog.text

@@ -11,11 +11,14 @@ from airflow.sdk import BaseSensorOperator, Context, PokeReturnValue
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSensorTimeout
 
 from artifact_harvest.core.errors import TransientProviderError
+from artifact_harvest.core.idempotency import remember, remembered
 from artifact_harvest.core.polling import Phase, PollingTrigger, PollResult
 
 #: the defer timeout is a backstop a little after the trigger's own deadline, so the trigger's clean
 #: "timeout" event (with its message) normally wins
 DEFER_GRACE = timedelta(minutes=5)
+#: consecutive transient failures of poke/reschedule mode (the trigger counts its own in memory)
+TRANSIENT_ERRORS_KEY = "sensor_transient_errors"
 
 
 class PollingSensor(BaseSensorOperator):
@@ -50,6 +53,7 @@ class PollingSensor(BaseSensorOperator):
         self.poll_interval = poll_interval
         self.wait_timeout = wait_timeout
         self.running_ti: Any = None
+        self._errors_in_memory = 0
 
     def _apply_templated_timing(self) -> None:
         if self.poll_interval not in (None, ""):
@@ -73,11 +77,19 @@ class PollingSensor(BaseSensorOperator):
 
     # -- poke / reschedule ---------------------------------------------------------------------------
     def poke(self, context: Context) -> bool | PokeReturnValue:
+        """One look; like the trigger, a run of more than ``max_transient_errors`` transient failures in a
+        row goes to Airflow's retries (the count lives in the task state store, so reschedule mode keeps it)."""
+        errors = self._transient_errors(context)
         try:
             result = self.check(context)
         except TransientProviderError as exc:
-            self.log.warning("transient error, will poke again: %s", exc)
+            self._transient_errors(context, errors + 1)
+            if errors + 1 > self.max_transient_errors:
+                raise AirflowException(f"{errors + 1} transient errors in a row; last: {exc}") from exc
+            self.log.warning("transient error %d/%d, will poke again: %s", errors + 1, self.max_transient_errors, exc)
             return False
+        if errors:
+            self._transient_errors(context, 0)
         if result.phase is Phase.SUCCESS:
             self.log.info("%s", result.message or "ready")
             return PokeReturnValue(is_done=True, xcom_value=result.payload)
@@ -85,6 +97,16 @@ class PollingSensor(BaseSensorOperator):
             raise AirflowFailException(result.message)
         self.log.info("%s", result.message or "still running")
         return False
+
+    def _transient_errors(self, context: Context, count: int | None = None) -> int:
+        """Read (or set) the run of transient errors: in the task state store, else (a bare context) in memory."""
+        if "task_state_store" not in context:
+            self._errors_in_memory = self._errors_in_memory if count is None else count
+            return self._errors_in_memory
+        if count is not None:
+            remember(context, TRANSIENT_ERRORS_KEY, count)
+            return count
+        return int(remembered(context, TRANSIENT_ERRORS_KEY, 0))
 
     # -- deferrable ----------------------------------------------------------------------------------
     def execute(self, context: Context) -> Any:
