@@ -39,3 +39,6 @@ class StateStore:
 
     def set(self, key: str, value: Any, *, retention: Any = None) -> None:
         self.values[key] = value
+
+    def delete(self, key: str) -> None:
+        self.values.pop(key, None)
