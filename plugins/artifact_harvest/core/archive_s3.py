@@ -167,14 +167,16 @@ class S3Store:
         try:
             parts = self._upload_parts(file, target, upload_id, part_size)
             listing = [{"PartNumber": p.number, "ETag": p.etag, "ChecksumSHA256": _b64(p.sha256)} for p in parts]
-            created = self._create(lambda **cond: self.client.complete_multipart_upload(
+            completed: dict = {}
+            created = self._create(lambda **cond: completed.update(self.client.complete_multipart_upload(
                 Bucket=target.bucket, Key=target.key, UploadId=upload_id, MultipartUpload={"Parts": listing},
-                **cond), target)
-            if not created:
-                log.info("%s was created by another archiver meanwhile; discarding this upload", target)
-                self._abort(target, upload_id)
+                **cond)), target)
+            if created:
+                created = self._verify(file, target, parts, completed.get("ETag"))
             else:
-                self._verify(file, target, parts)
+                self._abort(target, upload_id)
+            if not created:
+                log.info("%s was created by another archiver meanwhile; this upload is discarded", target)
         except TransientProviderError as exc:
             log.warning("upload %s of %s kept for the retry to resume: %s", upload_id, target, exc)
             raise
@@ -274,16 +276,19 @@ class S3Store:
             raise store_error(exc, f"uploading part {part.number} of {target}") from None
         part.etag = answer["ETag"]
 
-    def _verify(self, file: DownloadedFile, target: ObjectStoragePath, parts: list[_Part]) -> None:
-        """Size, and the composite ChecksumSHA256 when the store returns one; a bad object is deleted."""
+    def _verify(self, file: DownloadedFile, target: ObjectStoragePath, parts: list[_Part], etag: str | None) -> bool:
+        """Size, and the composite ChecksumSHA256 when the store returns one; False when the object there is
+        not ours (a store whose conditional create is missing or not atomic let another writer replace it)."""
         head = self._head(target, ChecksumMode="ENABLED") or {}
+        if etag and head.get("ETag") != etag:
+            return False
         expected = _b64(hashlib.sha256(b"".join(p.sha256 for p in parts)).digest())
         got = str(head.get("ChecksumSHA256") or "").split("-")[0]
         if head.get("ContentLength") == file.size and got in ("", expected):
             how = "size and ChecksumSHA256" if got else "size only (the store returned no ChecksumSHA256)"
             log.info("verified %s in the store by %s", target, how)
-            return
-        self.client.delete_object(Bucket=target.bucket, Key=target.key)
+            return True
+        self.client.delete_object(Bucket=target.bucket, Key=target.key)  # ours (same ETag), and wrong
         raise FatalProviderError(STORE, f"{target} in the store has {head.get('ContentLength')} bytes and "
                                         f"ChecksumSHA256 {got or 'none'}, expected {file.size} and {expected}; "
                                         "deleted it, the staged file is kept")
