@@ -94,11 +94,11 @@ class S3Store:
     """An ``s3://`` root. ``state`` is the task state store (``get``/``set``/``delete``), or None."""
 
     def __init__(self, root: ObjectStoragePath, state: Any = None, *, part_size: int | None = None,
-                 max_workers: int = 4) -> None:
+                 max_workers: int | None = None) -> None:
         self.client = s3_client(root.conn_id)
         self.state = state
-        self.part_size = part_size or int(_conf_float("archive_part_size_mib", 16) * MiB)
-        self.max_workers = max_workers
+        self.part_size = part_size or int(_conf_float("archive_part_size_mib", 8) * MiB)
+        self.max_workers = max_workers or int(_conf_float("archive_upload_workers", 8))
 
     # -- small objects -----------------------------------------------------------------------------------
     def read_text(self, path: ObjectStoragePath) -> str | None:
@@ -225,27 +225,31 @@ class S3Store:
 
     def _upload_parts(self, file: DownloadedFile, target: ObjectStoragePath, upload_id: str,
                       part_size: int) -> list[_Part]:
-        """Read the staged file once, in order: verify parts already in the store, send the others."""
+        """Read the staged file once, in order: verify parts already in the store, send the others.
+
+        The whole file's sha256 runs in a thread of its own (in read order), each part's in its upload
+        thread, so reading, hashing and sending overlap; a part's buffer is freed once sent and hashed.
+        """
         listed = self._listed_parts(target, upload_id)
         whole = hashlib.sha256()
         parts: list[_Part] = []
         pending: list[Future] = []
         slots = threading.BoundedSemaphore(self.max_workers)
         kept = 0
-        with ThreadPoolExecutor(self.max_workers) as pool, file.path.open("rb") as f:
+        with ThreadPoolExecutor(self.max_workers) as pool, ThreadPoolExecutor(1) as hasher, \
+                file.path.open("rb") as f:
             for number in range(1, max(1, -(-file.size // part_size)) + 1):
                 slots.acquire()
                 data = f.read(part_size)
-                whole.update(data)
-                part = _Part(number, (number - 1) * part_size, len(data), hashlib.sha256(data).digest())
+                part = _Part(number, (number - 1) * part_size, len(data), b"")
                 parts.append(part)
+                steps = [hasher.submit(whole.update, data)]
                 if (there := listed.get(number)) and self._same_part(there, part, data):
                     part.etag, kept = there["ETag"], kept + 1
-                    slots.release()
-                    continue
-                future = pool.submit(self._send_part, target, upload_id, part, data)
-                future.add_done_callback(lambda _: slots.release())
-                pending.append(future)
+                else:
+                    steps.append(pool.submit(self._send_part, target, upload_id, part, data))
+                _release_after(steps, slots)
+                pending.extend(steps)
                 for done in [p for p in pending if p.done()]:  # fail early, not after reading the whole file
                     pending.remove(done)
                     done.result()
@@ -263,11 +267,13 @@ class S3Store:
     def _same_part(listed: dict, part: _Part, data: bytes) -> bool:
         if listed.get("Size") != part.size:
             return False
+        part.sha256 = hashlib.sha256(data).digest()
         if listed.get("ChecksumSHA256"):
             return listed["ChecksumSHA256"] == _b64(part.sha256)
         return str(listed.get("ETag", "")).strip('"') == hashlib.md5(data).hexdigest()
 
     def _send_part(self, target: ObjectStoragePath, upload_id: str, part: _Part, data: bytes) -> None:
+        part.sha256 = hashlib.sha256(data).digest()
         try:
             answer = self.client.upload_part(Bucket=target.bucket, Key=target.key, UploadId=upload_id,
                                              PartNumber=part.number, Body=data, ChecksumAlgorithm="SHA256",
@@ -304,6 +310,20 @@ class S3Store:
     def _forget(self, state_key: str) -> None:
         if self.state is not None:
             self.state.delete(state_key)
+
+
+def _release_after(futures: list[Future], slots: threading.BoundedSemaphore) -> None:
+    """Release one slot once every future in ``futures`` is done."""
+    remaining, lock = [len(futures)], threading.Lock()
+
+    def one_done(_: Future) -> None:
+        with lock:
+            remaining[0] -= 1
+            if remaining[0] == 0:
+                slots.release()
+
+    for future in futures:
+        future.add_done_callback(one_done)
 
 
 def _b64(digest: bytes) -> str:
