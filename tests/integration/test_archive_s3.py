@@ -195,6 +195,39 @@ def test_killed_upload_resumes_from_its_parts(s3_archive, object_store, staging_
     assert open_uploads(object_store) == [] and state.values == {} and not file.path.exists()
 
 
+def test_lost_connection_keeps_the_upload_for_the_retry(s3_archive, object_store, staging_dir):
+    """A transient failure after 2 parts: retryable, the upload and its id stay; the retry sends the rest."""
+    from botocore.exceptions import EndpointConnectionError
+
+    from artifact_harvest.core.errors import TransientProviderError
+
+    data = payload(16 * MiB, 6)  # 4 parts
+    file = staged(staging_dir, data)
+    state = StateStore()
+    first = Archiver(state=state, part_size=PART, max_workers=1)
+    sent: list[int] = []
+
+    def drop_third(**_):
+        sent.append(1)
+        if len(sent) == 3:
+            raise EndpointConnectionError(endpoint_url=object_store.url)
+
+    first.store.client.meta.events.register("before-call.s3.UploadPart", drop_third)
+    with pytest.raises(TransientProviderError, match="Could not connect"):
+        archive(first, file)
+    (upload,) = open_uploads(object_store)
+    assert len(state.values) == 1 and keys(object_store) == []
+    stored = object_store.client().list_parts(Bucket=ARCHIVE_BUCKET, Key=upload["Key"],
+                                              UploadId=upload["UploadId"])["Parts"]
+    assert 2 <= len(stored) <= 3, "parts 1 and 2 (and 4, read ahead while 3 failed)"
+
+    retry = Archiver(state=state, part_size=PART, max_workers=1)
+    resent = count_calls(retry, "UploadPart")
+    archive(retry, file)
+    assert len(resent) == 4 - len(stored) and body(object_store, "archive/minimax/job-1/model.bin") == data
+    assert open_uploads(object_store) == [] and state.values == {}
+
+
 def test_fatal_error_aborts_the_upload_and_leaves_nothing(s3_archive, object_store, staging_dir):
     """The staged file no longer has the downloaded bytes: fatal, the multipart upload is aborted."""
     data = payload(11 * MiB, 4)
