@@ -64,13 +64,9 @@ def _child(mode: str, endpoint: str, path: str, size: int, sha256: str, key: str
 
 
 # -- the harness ------------------------------------------------------------------------------------------
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _start_moto() -> tuple[subprocess.Popen, str]:
+    from benchmarks.bench_download import _free_port
+
     port = _free_port()
     proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
