@@ -258,6 +258,21 @@ def test_a_fresh_staged_version_aborts_the_stale_upload(s3_archive, object_store
     assert open_uploads(object_store) == []
 
 
+def test_a_stored_upload_that_is_gone_starts_again(s3_archive, object_store, staging_dir):
+    """An upload aborted meanwhile (a lifecycle rule, an operator): ListParts says NoSuchUpload, a new one starts."""
+    file = staged(staging_dir, payload(6 * MiB, 7))
+    client = object_store.client()
+    gone = client.create_multipart_upload(Bucket=ARCHIVE_BUCKET, Key="archive/minimax/job-1/model.bin")["UploadId"]
+    client.abort_multipart_upload(Bucket=ARCHIVE_BUCKET, Key="archive/minimax/job-1/model.bin", UploadId=gone)
+    state = StateStore()
+    state.values[f"archive_upload/{ARCHIVE_BUCKET}/archive/minimax/job-1/model.bin"] = {
+        "upload_id": gone, "size": file.size, "sha256": file.sha256, "part_size": PART}
+
+    manifest = archive(Archiver(state=state, part_size=PART), file)
+
+    assert manifest["sha256"] == file.sha256 and open_uploads(object_store) == [] and state.values == {}
+
+
 def test_missing_bucket_fails_at_once_with_the_store_code(s3_archive, monkeypatch, staging_dir):
     monkeypatch.setenv("AIRFLOW_VAR_ARTIFACT_ARCHIVE_ROOT", "s3://no-such-harvest-bucket/archive")
     with pytest.raises(FatalProviderError, match="NoSuchBucket") as info:

@@ -99,6 +99,7 @@ class S3Store:
         self.state = state
         self.part_size = part_size or int(_conf_float("archive_part_size_mib", 8) * MiB)
         self.max_workers = max_workers or int(_conf_float("archive_upload_workers", 8))
+        self.checksums = True  # SHA-256 per part (False: the store refused ChecksumAlgorithm)
 
     # -- small objects -----------------------------------------------------------------------------------
     def read_text(self, path: ObjectStoragePath) -> str | None:
@@ -163,10 +164,10 @@ class S3Store:
         if self._head(target) is not None:
             return False
         state_key = f"archive_upload/{target.bucket}/{target.key}"
-        upload_id, part_size = self._resume_or_create(file, target, state_key)
+        upload_id, part_size, listed = self._resume_or_create(file, target, state_key)
         try:
-            parts = self._upload_parts(file, target, upload_id, part_size)
-            listing = [{"PartNumber": p.number, "ETag": p.etag, "ChecksumSHA256": _b64(p.sha256)} for p in parts]
+            parts = self._upload_parts(file, target, upload_id, part_size, listed)
+            listing = [{"PartNumber": p.number, "ETag": p.etag, **self._checksum(p)} for p in parts]
             completed: dict = {}
             created = self._create(lambda **cond: completed.update(self.client.complete_multipart_upload(
                 Bucket=target.bucket, Key=target.key, UploadId=upload_id, MultipartUpload={"Parts": listing},
@@ -187,27 +188,54 @@ class S3Store:
         self._forget(state_key)
         return created
 
-    def _resume_or_create(self, file: DownloadedFile, target: ObjectStoragePath, state_key: str) -> tuple[str, int]:
+    def _resume_or_create(self, file: DownloadedFile, target: ObjectStoragePath,
+                          state_key: str) -> tuple[str, int, dict[int, dict]]:
+        """The earlier try's upload of these same bytes with its listed parts, else a new upload."""
         saved = self.state.get(state_key) if self.state is not None else None
         if saved and (saved.get("size"), saved.get("sha256")) == (file.size, file.sha256):
-            log.info("resuming multipart upload %s of %s from an earlier try", saved["upload_id"], target)
-            return saved["upload_id"], int(saved["part_size"])
-        if saved:
+            try:
+                listed = self._listed_parts(target, saved["upload_id"])
+                self.checksums = bool(saved.get("checksums", True))
+                log.info("resuming multipart upload %s of %s: %d parts in the store", saved["upload_id"], target,
+                         len(listed))
+                return saved["upload_id"], int(saved["part_size"]), listed
+            except FatalProviderError as exc:
+                if exc.code != "NoSuchUpload":
+                    raise
+                log.info("upload %s is gone (aborted, or a lifecycle rule); starting again", saved["upload_id"])
+        elif saved:
             log.info("the staged file is not the one upload %s was for; aborting it", saved["upload_id"])
             self._abort(target, saved["upload_id"])
         part_size = max(self.part_size, -(-file.size // MAX_PARTS))
-        try:
-            upload_id = self.client.create_multipart_upload(
-                Bucket=target.bucket, Key=target.key, ChecksumAlgorithm="SHA256")["UploadId"]
-        except Exception as exc:
-            raise store_error(exc, f"starting the upload of {target}") from None
+        upload_id = self._create_upload(target)
         if self.state is not None:
             from airflow.sdk.execution_time.context import NEVER_EXPIRE
 
-            value = {"upload_id": upload_id, "size": file.size, "sha256": file.sha256, "part_size": part_size}
+            value = {"upload_id": upload_id, "size": file.size, "sha256": file.sha256, "part_size": part_size,
+                     "checksums": self.checksums}
             self.state.set(state_key, value, retention=NEVER_EXPIRE)
         log.info("multipart upload %s of %s (%d bytes, %d MiB parts)", upload_id, target, file.size, part_size // MiB)
-        return upload_id, part_size
+        return upload_id, part_size, {}
+
+    def _create_upload(self, target: ObjectStoragePath) -> str:
+        """With SHA-256 part checksums; without, on a store that refuses them (then parts are checked by md5)."""
+        doing = f"starting the upload of {target}"
+        try:
+            return self.client.create_multipart_upload(
+                Bucket=target.bucket, Key=target.key, ChecksumAlgorithm="SHA256")["UploadId"]
+        except Exception as exc:
+            if _code(exc) not in _UNSUPPORTED:
+                raise store_error(exc, doing) from None
+        log.warning("the store refuses ChecksumAlgorithm=SHA256: parts are checked by their md5 ETag, the object "
+                    "by size")
+        self.checksums = False
+        try:
+            return self.client.create_multipart_upload(Bucket=target.bucket, Key=target.key)["UploadId"]
+        except Exception as exc:
+            raise store_error(exc, doing) from None
+
+    def _checksum(self, part: _Part) -> dict[str, str]:
+        return {"ChecksumSHA256": _b64(part.sha256)} if self.checksums else {}
 
     def _listed_parts(self, target: ObjectStoragePath, upload_id: str) -> dict[int, dict]:
         parts: dict[int, dict] = {}
@@ -224,13 +252,12 @@ class S3Store:
             raise store_error(exc, f"listing the parts of upload {upload_id}") from None
 
     def _upload_parts(self, file: DownloadedFile, target: ObjectStoragePath, upload_id: str,
-                      part_size: int) -> list[_Part]:
+                      part_size: int, listed: dict[int, dict]) -> list[_Part]:
         """Read the staged file once, in order: verify parts already in the store, send the others.
 
         The whole file's sha256 runs in a thread of its own (in read order), each part's in its upload
         thread, so reading, hashing and sending overlap; a part's buffer is freed once sent and hashed.
         """
-        listed = self._listed_parts(target, upload_id)
         whole = hashlib.sha256()
         parts: list[_Part] = []
         pending: list[Future] = []
@@ -276,8 +303,7 @@ class S3Store:
         part.sha256 = hashlib.sha256(data).digest()
         try:
             answer = self.client.upload_part(Bucket=target.bucket, Key=target.key, UploadId=upload_id,
-                                             PartNumber=part.number, Body=data, ChecksumAlgorithm="SHA256",
-                                             ChecksumSHA256=_b64(part.sha256))
+                                             PartNumber=part.number, Body=data, **self._checksum(part))
         except Exception as exc:
             raise store_error(exc, f"uploading part {part.number} of {target}") from None
         part.etag = answer["ETag"]
