@@ -4,6 +4,7 @@ Starts the provider emulator and ``airflow standalone`` (scheduler, dag-processo
 in a fresh ``.demo/`` home, triggers each provider's demo runs through the REST API as a user would,
 waits for them, prints the archived artifacts and exits non-zero if any run failed.
 Set ``DEMO_KEEP=1`` to keep Airflow and the emulator running afterwards to look around in the UI.
+``DEMO_ARCHIVE=s3`` archives into a bucket on moto's S3 server (started here, on 127.0.0.1) instead of ``.demo/archive``.
 """
 
 from __future__ import annotations
@@ -89,8 +90,10 @@ def main() -> int:
         "AIRFLOW_VAR_ARTIFACT_ARCHIVE_ROOT": str(archive),
         "AIRFLOW_VAR_ARTIFACT_STAGING_DIR": str(staging),
         **connection_env(emulator_url),
+        **(s3_archive_env() if os.environ.get("DEMO_ARCHIVE") == "s3" else {}),
     }
     env.pop("AIRFLOW_CONFIG", None)
+    archive_root = env["AIRFLOW_VAR_ARTIFACT_ARCHIVE_ROOT"]
     procs: list[subprocess.Popen] = []
     try:
         print(f"emulator        {emulator_url}", flush=True)
@@ -131,10 +134,10 @@ def main() -> int:
             if state != "success":
                 failed.append(f"{dag_id}/{run_id}")
 
-        print_table(archive, durations)
+        print_table(archive_root, durations)
         print(f"\nall runs finished in {time.monotonic() - started:.1f}s")
         print(f"Airflow UI: http://127.0.0.1:{api_port}  (login admin / admin)")
-        print(f"archive:    {archive}")
+        print(f"archive:    {archive_root}")
         if failed:
             print(f"FAILED runs: {', '.join(failed)}  (logs: {home / 'logs'})", file=sys.stderr)
             return 1
@@ -156,13 +159,41 @@ def _seconds(run: dict) -> float:
     return (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds()
 
 
-def print_table(archive: Path, durations: dict[str, float]) -> None:
+_OBJECT_STORE: list = []  # DEMO_ARCHIVE=s3: the moto server, kept for reading the table back
+
+
+def s3_archive_env() -> dict[str, str]:
+    """DEMO_ARCHIVE=s3: moto's S3 server in this process (the demo's Airflow reaches it on 127.0.0.1) and the
+    ``aws`` connection and Variables that make a bucket on it the archive root."""
+    from harvest_emulator.credentials import archive_s3_env
+    from harvest_emulator.object_store import ARCHIVE_BUCKET, ObjectStore
+
+    store = ObjectStore().start()
+    store.create_bucket(ARCHIVE_BUCKET)
+    _OBJECT_STORE.append(store)
+    print(f"object store    {store.url}  (moto, bucket {ARCHIVE_BUCKET})", flush=True)
+    return archive_s3_env(store.url, f"s3://{ARCHIVE_BUCKET}/archive")
+
+
+def archived_manifests(root: str) -> list[tuple[str, dict]]:
+    """``(data path, manifest)`` of every archived artifact: relative to a local root, full s3:// URLs."""
+    if not root.startswith("s3://"):
+        found = [(p, json.loads(p.read_text())) for p in sorted(Path(root).glob("*/*/manifest.json"))]
+        return [(str(p.parent.relative_to(root) / m["filename"]), m) for p, m in found]
+    client = _OBJECT_STORE[0].client()
+    bucket, _, prefix = root.removeprefix("s3://").partition("/")
+    listing = client.list_objects_v2(Bucket=bucket, Prefix=f"{prefix}/").get("Contents", [])
+    keys = sorted(o["Key"] for o in listing if o["Key"].count("/") == prefix.count("/") + 3
+                  and o["Key"].endswith("/manifest.json"))
+    found = [(key, json.loads(client.get_object(Bucket=bucket, Key=key)["Body"].read())) for key in keys]
+    return [(f"s3://{bucket}/{key.rsplit('/', 1)[0]}/{m['filename']}", m) for key, m in found]
+
+
+def print_table(archive_root: str, durations: dict[str, float]) -> None:
     rows = []
-    for manifest_path in sorted(archive.glob("*/*/manifest.json")):
-        m = json.loads(manifest_path.read_text())
+    for path, m in archived_manifests(archive_root):
         rows.append((
-            m["provider"], str(m["artifact_key"]), f"{m['size_bytes']:,}", m["sha256"][:16] + "…",
-            str(manifest_path.parent.relative_to(archive) / m["filename"]),
+            m["provider"], str(m["artifact_key"]), f"{m['size_bytes']:,}", m["sha256"][:16] + "…", path,
             # unpausing a scheduled sweep also starts its latest scheduled run, which may archive first
             f"{durations[m['run_id']]:.1f}" if m["run_id"] in durations else "scheduled run",
         ))

@@ -58,6 +58,33 @@ def emu(emulator):
 
 
 @pytest.fixture(scope="session")
+def object_store():
+    """moto's S3 server on 127.0.0.1 (free port) for the whole session: a real S3 API with SigV4."""
+    from harvest_emulator.object_store import ObjectStore
+
+    store = ObjectStore().start()
+    try:
+        yield store
+    finally:
+        store.stop()
+
+
+@pytest.fixture
+def s3_archive(object_store, monkeypatch):
+    """An empty bucket and the Variables + ``aws`` connection that make it the archive root; yields the root URL."""
+    from harvest_emulator.credentials import archive_s3_env
+    from harvest_emulator.object_store import ARCHIVE_BUCKET
+
+    object_store.create_bucket(ARCHIVE_BUCKET)
+    object_store.empty_bucket(ARCHIVE_BUCKET)
+    root = f"s3://{ARCHIVE_BUCKET}/archive"
+    for name, value in archive_s3_env(object_store.url, root).items():
+        monkeypatch.setenv(name, value)
+    yield root
+    object_store.empty_bucket(ARCHIVE_BUCKET)
+
+
+@pytest.fixture(scope="session")
 def airflow_db():
     """A migrated SQLite metadata DB in the session's AIRFLOW_HOME (needed by dag.test())."""
     subprocess.run(

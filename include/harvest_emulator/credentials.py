@@ -18,7 +18,12 @@ MINIMAX_API_KEY = "sk-api-MmEmuSecret8Jt4Rk2Vn6Wq1Yz5Hc3Gp"
 QIANFAN_AK = "QfEmuAccessKey4Nd8Ls2Gx6Tb0PwRe"
 QIANFAN_SK = "QfEmuSecretKey9Mh3Kr7Fv1Zc5JyUa"
 
-SECRETS = (FLIGHTHUB2_TOKEN, MINIMAX_API_KEY, QIANFAN_AK, QIANFAN_SK)
+#: the archive's S3 keys (moto accepts any; these are distinctive so a scan can find a leak)
+ARCHIVE_S3_KEY_ID = "AKIAHARVESTEMU7Q2XW9"
+ARCHIVE_S3_SECRET = "ArchEmuS3Secret/5Tn8Kq2Wd7Lm4Zx9Rb3Vc6Hy1Pf"
+ARCHIVE_CONN_ID = "archive_s3"
+
+SECRETS = (FLIGHTHUB2_TOKEN, MINIMAX_API_KEY, QIANFAN_AK, QIANFAN_SK, ARCHIVE_S3_SECRET)
 
 
 def connection_env(url: str) -> dict[str, str]:
@@ -34,3 +39,19 @@ def connection_env(url: str) -> dict[str, str]:
         "QIANFAN_DEFAULT": {"conn_type": "qianfan", "host": url, "login": QIANFAN_AK, "password": QIANFAN_SK},
     }
     return {f"AIRFLOW_CONN_{name}": json.dumps(conn) for name, conn in conns.items()}
+
+
+def archive_s3_env(endpoint_url: str, root: str) -> dict[str, str]:
+    """The standard ``aws`` connection ``archive_s3`` for an S3 API at ``endpoint_url``, and the Variables
+    that point the archive at ``root`` (``s3://bucket/prefix``) through it."""
+    conn = {
+        "conn_type": "aws",
+        "login": ARCHIVE_S3_KEY_ID,
+        "password": ARCHIVE_S3_SECRET,
+        "extra": {"endpoint_url": endpoint_url, "region_name": "us-east-1"},
+    }
+    return {
+        f"AIRFLOW_CONN_{ARCHIVE_CONN_ID.upper()}": json.dumps(conn),
+        "AIRFLOW_VAR_ARTIFACT_ARCHIVE_ROOT": root,
+        "AIRFLOW_VAR_ARTIFACT_ARCHIVE_CONN_ID": ARCHIVE_CONN_ID,
+    }

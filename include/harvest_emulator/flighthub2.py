@@ -20,6 +20,8 @@ start / model create: ``outcome`` (reconstruction_failed | resource_failed | can
 
 from __future__ import annotations
 
+import asyncio
+
 import hashlib
 import itertools
 import json
@@ -160,8 +162,9 @@ async def obtain_token(request: web.Request) -> web.Response:
     resource_uuid = str(uuid.uuid4())
     state.jobs[RESOURCES][resource_uuid] = Job(resource_uuid, ["1"], data={
         "callback_param": "cb-" + uuid.uuid4().hex, "objects": {}, "files": {}, "status": 0, "name": ""})
-    return ok({"cloud_name": "aws", **_issue_key(state, resource_uuid), "region": "emu-1",
-               "cloud_bucket_name": "fh2-open-model", "end_point": f"{base_url(request)}/s3",
+    external = state.config.get("upload_endpoint")  # a real S3 API (moto in tests) instead of the minimal one
+    return ok({"cloud_name": "aws", **_issue_key(state, resource_uuid), "region": "us-east-1" if external else "emu-1",
+               "cloud_bucket_name": UPLOAD_BUCKET, "end_point": external or f"{base_url(request)}/s3",
                "store_path": f"{ORG_PATH}/{resource_uuid}/{{fileName}}",
                "callback_param": state.jobs[RESOURCES][resource_uuid].data["callback_param"]})
 
@@ -178,6 +181,10 @@ async def upload_callback(request: web.Request) -> web.Response:
     files = body.get("files") or []
     if not 1 <= len(files) <= 100:
         return err(210400, "files must hold 1 to 100 entries")
+    if endpoint := request.app[STATE].config.get("upload_endpoint"):
+        found = await asyncio.to_thread(_external_objects, endpoint, resource.job_id)
+        resource.data["objects"].update({name: etag for name, (etag, _) in found.items()})
+        resource.data.setdefault("sizes", {}).update({name: size for name, (_, size) in found.items()})
     for f in files:
         stored = resource.data["objects"].get(f.get("name"))
         if stored is None or stored != str(f.get("etag", "")).strip('"'):
@@ -321,7 +328,25 @@ async def download_url(request: web.Request) -> web.Response:
     return ok({"url": state.signed_url(base_url(request), job.data["blob_id"]) if ready else "", "id": job.data["id"]})
 
 
-# -- minimal S3 (path-style) -----------------------------------------------------------------------------
+# -- the upload store ------------------------------------------------------------------------------------
+UPLOAD_BUCKET = "fh2-open-model"
+
+
+def _external_objects(endpoint: str, resource_uuid: str) -> dict[str, tuple[str, int]]:
+    """``{name: (etag, size)}`` of what was uploaded for the resource to the external store (the provider's view)."""
+    import boto3
+
+    client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="emu-provider",
+                          aws_secret_access_key="emu-provider-secret")
+    prefix = f"{ORG_PATH}/{resource_uuid}/"
+    objects = {}
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=UPLOAD_BUCKET, Prefix=prefix):
+        for obj in page.get("Contents", []):
+            objects[obj["Key"][len(prefix):]] = (obj["ETag"].strip('"'), obj["Size"])
+    return objects
+
+
+# minimal S3 (path-style), the default upload store
 _CREDENTIAL = re.compile(r"Credential=([^/,\s]+)/")
 
 

@@ -164,7 +164,13 @@ class Stack:
 
 
 @pytest.fixture(scope="module")
-def stack(request: pytest.FixtureRequest, emulator) -> Iterator[Stack]:
+def stack_extra_env() -> dict[str, str]:
+    """Environment a test module adds to its stack (override it in the module: an S3 archive root...)."""
+    return {}
+
+
+@pytest.fixture(scope="module")
+def stack(request: pytest.FixtureRequest, emulator, stack_extra_env) -> Iterator[Stack]:
     problem = _services_problem()
     if problem:
         if os.environ.get("ARTIFACT_HARVEST_REQUIRE_SERVICES") == "1":
@@ -211,6 +217,7 @@ def stack(request: pytest.FixtureRequest, emulator) -> Iterator[Stack]:
         "AIRFLOW_VAR_ARTIFACT_STAGING_DIR": str(workdir / "staging"),
         "AIRFLOW__ARTIFACT_HARVEST__RETRY_BASE_DELAY": "0.2",
         "AIRFLOW__ARTIFACT_HARVEST__RETRY_MAX_DELAY": "2",
+        **stack_extra_env,
     }
     s = Stack(workdir, env, api_port, emulator)
     print(f"\ndistributed stack: database {database}, redis db {redis_db}, logs {s.logs}")

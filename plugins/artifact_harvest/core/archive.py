@@ -1,23 +1,21 @@
-"""The archive: ``<root>/<provider>/<artifact_key>/<filename>`` plus ``manifest.json``, on any fsspec store.
+"""The archive: ``<root>/<provider>/<artifact_key>/<filename>`` plus ``manifest.json``.
 
-Completion is marked by the manifest, written last. Data reaches its final name atomically: on a local root
-by ``os.replace`` (a rename when staging shares the filesystem, so a 100 GB file is never copied twice;
-otherwise one copy to a temporary name, then the rename); on object stores by one upload to the final key
-(a PUT or multipart upload becomes visible only when complete, and a server-side "move" would copy it again).
-Archiving the same artifact twice is a no-op when the bytes match and an ``ArchiveConflict`` when they don't.
+Completion is marked by the manifest, written last. Both the data and the manifest are created only if
+absent (a store's conditional create: ``os.link`` on local disk, ``If-None-Match: *`` on S3), so two
+archivers of one key cannot both win: the loser verifies what the winner wrote. Whatever is found in place
+(a winner's file, a file left without a manifest by a crash) is read back and compared by sha256 before
+anything else is written: the same bytes are a no-op, different bytes an ``ArchiveConflict`` naming both.
+The stores (``archive_local.LocalStore``, ``archive_s3.S3Store``, ``FsspecStore``) share one small interface.
 """
 
 from __future__ import annotations
 
-import errno
+import hashlib
 import json
 import logging
-import os
-import shutil
-import uuid
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from airflow.sdk import ObjectStoragePath, Variable
 
@@ -28,6 +26,7 @@ log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
 _LOCAL = ("file", "local", "")
+_S3 = ("s3", "s3a")
 
 
 def _airflow_home() -> Path:
@@ -45,7 +44,20 @@ def archive_root() -> ObjectStoragePath:
     conn_id = Variable.get("artifact_archive_conn_id", default=None) or None
     if "://" not in root:
         root = Path(root).expanduser().resolve().as_uri()
+    if root.split("://")[0] in _S3:
+        _require_s3_support()
     return ObjectStoragePath(root, conn_id=conn_id)
+
+
+def _require_s3_support() -> None:
+    try:
+        import s3fs  # noqa: F401
+        from airflow.providers.amazon.aws.hooks.s3 import S3Hook  # noqa: F401
+    except ImportError as exc:
+        raise FatalProviderError(
+            "s3", f"an s3:// archive root needs the Amazon provider with s3fs ({exc.name} is not installed)",
+            hint="pip install 'apache-airflow-providers-amazon[s3fs]' (pinned in requirements.txt)",
+        ) from None
 
 
 def staging_dir() -> Path:
@@ -57,30 +69,86 @@ class ArchiveConflict(FatalProviderError):
     """The archive already holds this artifact with different bytes; nothing was overwritten."""
 
 
-class Archiver:
-    """Moves verified staging files into the archive and writes their manifests."""
+class Store(Protocol):
+    """What the Archiver needs from a store; both writes are create-only and say whether they created."""
 
-    def __init__(self, root: ObjectStoragePath | str | None = None) -> None:
+    def read_text(self, path: ObjectStoragePath) -> str | None: ...
+
+    def put_text(self, path: ObjectStoragePath, text: str) -> bool: ...
+
+    def stat(self, target: ObjectStoragePath) -> tuple[int, str] | None: ...
+
+    def put_data(self, file: DownloadedFile, target: ObjectStoragePath) -> bool: ...
+
+
+class FsspecStore:
+    """Any other fsspec store (``memory://``, ``gs://``...): exists-then-write, no conditional create."""
+
+    def __init__(self, state: Any = None) -> None:
+        self.state = state
+
+    def read_text(self, path: ObjectStoragePath) -> str | None:
+        return path.read_text() if path.exists() else None
+
+    def put_text(self, path: ObjectStoragePath, text: str) -> bool:
+        if path.exists():
+            return False
+        path.write_text(text)
+        return True
+
+    def stat(self, target: ObjectStoragePath) -> tuple[int, str] | None:
+        if not target.exists():
+            return None
+        digest = hashlib.sha256()
+        with target.open("rb") as f:
+            while chunk := f.read(4 << 20):
+                digest.update(chunk)
+        return target.stat().st_size, digest.hexdigest()
+
+    def put_data(self, file: DownloadedFile, target: ObjectStoragePath) -> bool:
+        if target.exists():
+            return False
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.fs.put_file(str(file.path), target.path)
+        return True
+
+
+def store_for(root: ObjectStoragePath, state: Any = None, **options: Any) -> Store:
+    if root.protocol in _LOCAL:
+        from artifact_harvest.core.archive_local import LocalStore
+
+        return LocalStore(state)
+    if root.protocol in _S3:
+        _require_s3_support()
+        from artifact_harvest.core.archive_s3 import S3Store
+
+        return S3Store(root, state, **options)
+    return FsspecStore(state)
+
+
+class Archiver:
+    """Puts verified staging files into the archive and writes their manifests.
+
+    :param state: the task state store (``context["task_state_store"]``): lets an S3 upload resume.
+    :param options: store options (S3: ``part_size``, ``max_workers``).
+    """
+
+    def __init__(self, root: ObjectStoragePath | str | None = None, *, state: Any = None, **options: Any) -> None:
         if root is None:
             self.root = archive_root()
         elif isinstance(root, ObjectStoragePath):
             self.root = root
         else:
             self.root = ObjectStoragePath(root if "://" in root else Path(root).resolve().as_uri())
-
-    @property
-    def _local(self) -> bool:
-        return self.root.protocol in _LOCAL
+        self.store = store_for(self.root, state, **options)
 
     def _folder(self, provider: str, artifact_key: str) -> ObjectStoragePath:
         return self.root / safe_segment(provider, "provider") / safe_segment(artifact_key, "artifact key")
 
     def manifest(self, provider: str, artifact_key: str) -> dict | None:
         """The manifest of an archived artifact, or None when it is not (completely) archived."""
-        path = self._folder(provider, artifact_key) / MANIFEST
-        if not path.exists():
-            return None
-        return json.loads(path.read_text())
+        text = self.store.read_text(self._folder(provider, artifact_key) / MANIFEST)
+        return None if text is None else json.loads(text)
 
     def is_archived(self, provider: str, artifact_key: str) -> bool:
         return self.manifest(provider, artifact_key) is not None
@@ -102,12 +170,11 @@ class Archiver:
             return self._same_or_conflict(existing, file, provider, artifact_key)
         folder = self._folder(provider, artifact_key)
         target = folder / safe_filename(file.filename)
-        if self._local:
-            self._place_local(file.path, Path(target.path))
-        else:
-            folder.mkdir(parents=True, exist_ok=True)
-            target.fs.put_file(str(file.path), target.path)
-            file.path.unlink()
+        found = self.store.stat(target)  # a crash between data and manifest leaves this: verify it first
+        if found is None and not self.store.put_data(file, target):
+            found = self.store.stat(target)  # another archiver created it meanwhile
+        if found is not None:
+            self._check_found(found, file, target, provider, artifact_key)
         manifest = {
             "provider": provider,
             "artifact_key": artifact_key,
@@ -122,9 +189,24 @@ class Archiver:
             "extra": extra or {},
             "path": str(target),
         }
-        self._write_manifest(folder / MANIFEST, manifest)
+        if not self.store.put_text(folder / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True) + "\n"):
+            return self._same_or_conflict(self.manifest(provider, artifact_key) or {}, file, provider, artifact_key)
+        file.path.unlink(missing_ok=True)
         log.info("[%s] archived %s (%d bytes, sha256 %s)", provider, target, file.size, file.sha256)
         return manifest
+
+    @staticmethod
+    def _check_found(found: tuple[int, str], file: DownloadedFile, target: ObjectStoragePath, provider: str,
+                     artifact_key: str) -> None:
+        size, sha256 = found
+        if sha256 != file.sha256:
+            raise ArchiveConflict(
+                provider,
+                f"{artifact_key}: {target} already holds {size} bytes with sha256 {sha256} and no manifest of "
+                f"ours, the new download has sha256 {file.sha256}; refusing to overwrite",
+                hint=f"inspect {target} and the staged file {file.path}",
+            )
+        log.info("[%s] %s already holds the same bytes (sha256 %s); writing the manifest", provider, target, sha256)
 
     def _same_or_conflict(self, existing: dict, file: DownloadedFile, provider: str, artifact_key: str) -> dict:
         if existing.get("sha256") != file.sha256:
@@ -137,34 +219,3 @@ class Archiver:
         log.info("[%s] %s already archived with the same sha256; nothing to do", provider, artifact_key)
         file.path.unlink(missing_ok=True)
         return existing
-
-    @staticmethod
-    def _place_local(source: Path, target: Path) -> None:
-        """Rename when on the same filesystem; else copy to a temporary name beside the target, then rename."""
-        target.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            os.replace(source, target)
-            return
-        except OSError as exc:
-            if exc.errno != errno.EXDEV:
-                raise
-        temp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
-        try:
-            shutil.copyfile(source, temp)
-            os.replace(temp, target)
-        finally:
-            temp.unlink(missing_ok=True)
-        source.unlink()
-
-    def _write_manifest(self, path: ObjectStoragePath, manifest: dict[str, Any]) -> None:
-        text = json.dumps(manifest, indent=2, sort_keys=True) + "\n"
-        if not self._local:
-            path.write_text(text)
-            return
-        local = Path(path.path)
-        temp = local.with_name(f".{local.name}.{uuid.uuid4().hex}.tmp")
-        try:
-            temp.write_text(text)
-            os.replace(temp, local)
-        finally:
-            temp.unlink(missing_ok=True)

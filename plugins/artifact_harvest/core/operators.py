@@ -46,7 +46,7 @@ def download_and_archive(
     verify_tls: bool = True,
 ) -> dict:
     """The whole step for TaskFlow tasks and the operator alike; returns the manifest (no URL in it)."""
-    archiver = Archiver(archive_root())
+    archiver = Archiver(archive_root(), state=context.get("task_state_store"))  # an S3 upload resumes from it
     if skip_if_archived and (existing := archiver.manifest(provider, artifact_key)) is not None:
         log.info("[%s] %s is already archived at %s; skipping the download", provider, artifact_key, existing["path"])
         _emit(provider, context, {**existing, "already_archived": True})

@@ -4,6 +4,11 @@ The credential's ``store_path`` is a key template ending in ``{fileName}``; the 
 resource UUID the upload callback needs (the API returns it nowhere else). Uploads run in parallel, keep
 each ETag (quotes stripped), skip files an earlier try already uploaded, and renew the STS keys before
 ``expire_time`` (a renewed credential's keys are used; the first credential's bucket and path are kept).
+
+Photos may come from object storage: ``s3://bucket/prefix`` through an Airflow ``aws`` connection, named in
+the URI (``s3://conn_id@bucket/prefix``) or by the Variable ``flighthub2_photos_conn_id``. Each photo is
+streamed from its source into the vendor bucket (a managed upload: multipart above ``MULTIPART_THRESHOLD``,
+at most ``PART_SIZE`` x ``PART_CONCURRENCY`` bytes in memory per photo), never read whole into memory.
 """
 
 from __future__ import annotations
@@ -24,10 +29,16 @@ log = logging.getLogger(__name__)
 PROVIDER = "flighthub2"
 
 
+MiB = 1 << 20
+MULTIPART_THRESHOLD = 16 * MiB
+PART_SIZE = 8 * MiB
+PART_CONCURRENCY = 2
+
+
 class Readable(Protocol):
     name: str
 
-    def read_bytes(self) -> bytes: ...
+    def open(self, mode: str = "rb") -> Any: ...
 
 
 def resource_uuid_from_store_path(store_path: str) -> str:
@@ -73,15 +84,35 @@ class UploadTarget:
         return asdict(self)
 
 
+def photos_folder(photos: str) -> Any:
+    """A local ``Path``, or an ``ObjectStoragePath`` with the connection from the URI or the Variable."""
+    if "://" not in photos:
+        return Path(photos)
+    from airflow.sdk import ObjectStoragePath, Variable
+
+    folder = ObjectStoragePath(photos)
+    if folder.protocol in ("s3", "s3a") and not folder.conn_id:
+        conn_id = Variable.get("flighthub2_photos_conn_id", default=None)
+        folder = ObjectStoragePath(photos, conn_id=conn_id) if conn_id else folder
+    if folder.conn_id:
+        from airflow.sdk import BaseHook
+        from airflow.sdk.exceptions import AirflowNotFoundException
+
+        try:
+            BaseHook.get_connection(folder.conn_id)
+        except AirflowNotFoundException:
+            raise InvalidParameterError(PROVIDER, "photos", f"connection {folder.conn_id!r} is not defined") from None
+    return folder
+
+
 def list_photos(photos: str) -> list[Readable]:
     """The files directly inside a local folder or an object-storage prefix (``s3://…``, ``file://…``)."""
-    if "://" in photos:
-        from airflow.sdk import ObjectStoragePath
-
-        folder: Any = ObjectStoragePath(photos)
-    else:
-        folder = Path(photos)
-    if not folder.is_dir():
+    folder = photos_folder(photos)
+    try:
+        is_dir = folder.is_dir()
+    except Exception as exc:  # the store's own answer (NoSuchBucket, AccessDenied...), never the keys
+        raise InvalidParameterError(PROVIDER, "photos", f"{photos!r} cannot be read: {type(exc).__name__}: {exc}")
+    if not is_dir:
         raise InvalidParameterError(PROVIDER, "photos", f"{photos!r} is not a folder")
     files = sorted((p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")), key=lambda p: p.name)
     if not files:
@@ -143,9 +174,20 @@ class PhotoUploader:
             return self._client
 
     def _put(self, photo: Readable) -> str:
-        answer = self._s3().put_object(Bucket=self.target.bucket, Key=self.target.key(photo.name),
-                                       Body=photo.read_bytes())
-        return str(answer["ETag"]).strip('"')
+        """Stream ``photo`` into the bucket: one PUT, or a multipart upload when it is big (then a HEAD for
+        the ETag); the body is read from the source in blocks, never whole."""
+        client, key = self._s3(), self.target.key(photo.name)
+        with photo.open("rb") as source:
+            size = source.seek(0, 2)
+            source.seek(0)
+            if size < MULTIPART_THRESHOLD:
+                return str(client.put_object(Bucket=self.target.bucket, Key=key, Body=source)["ETag"]).strip('"')
+            from boto3.s3.transfer import TransferConfig
+
+            config = TransferConfig(multipart_threshold=MULTIPART_THRESHOLD, multipart_chunksize=PART_SIZE,
+                                    max_concurrency=PART_CONCURRENCY)
+            client.upload_fileobj(source, self.target.bucket, key, Config=config)
+        return str(client.head_object(Bucket=self.target.bucket, Key=key)["ETag"]).strip('"')
 
     def upload(
         self, photos: Iterable[Readable], done: Mapping[str, str], on_uploaded: Callable[[str, str], None]

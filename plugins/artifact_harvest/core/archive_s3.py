@@ -1,0 +1,356 @@
+"""The archive's S3 store (AWS S3 and S3-compatible stores through an Airflow ``aws`` connection).
+
+Why each step:
+
+- **Visible only when complete.** Data always goes up as a multipart upload, which stays invisible until
+  ``CompleteMultipartUpload``; there is no temporary object to rename (S3 has no rename).
+- **Create-only.** Completion and the manifest PUT send ``If-None-Match: *``: of two archivers of one key
+  exactly one creates the object; the other gets 412 and verifies what is there. A store that answers 501 to
+  the condition gets the same request without it, after a HEAD (a race window remains; see the README).
+- **Constant memory.** Parts are read from the staging file one at a time, at most ``max_workers`` in flight.
+- **Resumable.** The upload id is kept in the task state store; a retry lists the parts already in the store,
+  verifies each against the staged bytes (size, and ``ChecksumSHA256`` or the part's md5 ETag) and sends only
+  the rest. A fatal error aborts the upload so no orphaned parts remain; a transient one keeps it for the retry.
+- **Verified.** The staged file's sha256 is recomputed from the bytes read for upload; afterwards ``HeadObject``
+  must give the size and the composite ``ChecksumSHA256`` (SHA-256 over the parts' SHA-256s) we computed.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import logging
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from airflow.sdk import ObjectStoragePath
+
+from artifact_harvest.core.download import DownloadedFile
+from artifact_harvest.core.errors import FatalProviderError, ProviderError, TransientProviderError
+from artifact_harvest.core.http import _conf_float
+
+log = logging.getLogger(__name__)
+
+STORE = "s3"
+MiB = 1 << 20
+MAX_PARTS = 10_000
+_TRANSIENT_CODES = {"SlowDown", "RequestTimeout", "RequestTimeTooSkewed", "InternalError", "ServiceUnavailable",
+                    "OperationAborted", "ConditionalRequestConflict"}
+_UNSUPPORTED = {"NotImplemented", "InvalidArgument", "InvalidRequest", "UnsupportedArgument"}
+
+
+def store_error(exc: Exception, doing: str) -> ProviderError:
+    """A botocore error as a typed error with the store's code, message and request id (never a secret)."""
+    from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
+
+    if isinstance(exc, ClientError):
+        error, meta = exc.response.get("Error", {}), exc.response.get("ResponseMetadata", {})
+        status = meta.get("HTTPStatusCode")
+        code = error.get("Code") or str(status)
+        kind = TransientProviderError if code in _TRANSIENT_CODES or (status or 0) >= 500 else FatalProviderError
+        return kind(STORE, f"{doing}: {code}: {error.get('Message') or 'no message'}", code=code, http_status=status,
+                    request_id=meta.get("RequestId"))
+    if isinstance(exc, NoCredentialsError):
+        return FatalProviderError(STORE, f"{doing}: no credentials", hint="set login/password on the aws connection")
+    if isinstance(exc, EndpointConnectionError):
+        return TransientProviderError(STORE, f"{doing}: {exc}")
+    return TransientProviderError(STORE, f"{doing}: {type(exc).__name__}: {exc}")
+
+
+def _code(exc: Exception) -> str:
+    return str(getattr(exc, "response", {}).get("Error", {}).get("Code", ""))
+
+
+def s3_client(conn_id: str | None) -> Any:
+    """A boto3 S3 client for the ``aws`` connection ``conn_id`` (``endpoint_url`` in its extra for non-AWS stores)."""
+    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+    from airflow.sdk import BaseHook
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    if conn_id:
+        try:
+            BaseHook.get_connection(conn_id)
+        except AirflowNotFoundException:
+            raise FatalProviderError(
+                STORE, f"connection {conn_id!r} (Variable artifact_archive_conn_id) is not defined",
+                hint="create an 'aws' connection with that id (login/password = access key, extra endpoint_url)",
+            ) from None
+    return S3Hook(aws_conn_id=conn_id).get_conn()
+
+
+@dataclass
+class _Part:
+    number: int
+    offset: int
+    size: int
+    sha256: bytes
+    md5: str | None = None
+    etag: str | None = None
+
+
+class S3Store:
+    """An ``s3://`` root. ``state`` is the task state store (``get``/``set``/``delete``), or None."""
+
+    def __init__(self, root: ObjectStoragePath, state: Any = None, *, part_size: int | None = None,
+                 max_workers: int | None = None) -> None:
+        self.client = s3_client(root.conn_id)
+        self.state = state
+        self.part_size = part_size or int(_conf_float("archive_part_size_mib", 8) * MiB)
+        self.max_workers = max_workers or int(_conf_float("archive_upload_workers", 8))
+        self.checksums = True  # SHA-256 per part (False: the store refused ChecksumAlgorithm)
+
+    # -- small objects -----------------------------------------------------------------------------------
+    def read_text(self, path: ObjectStoragePath) -> str | None:
+        try:
+            body = self.client.get_object(Bucket=path.bucket, Key=path.key)["Body"]
+            return body.read().decode()
+        except Exception as exc:
+            if _code(exc) == "NoSuchKey":
+                return None
+            raise store_error(exc, f"reading {path}") from None
+
+    def put_text(self, path: ObjectStoragePath, text: str) -> bool:
+        """Create ``path``; False when it already exists."""
+        args = {"Bucket": path.bucket, "Key": path.key, "Body": text.encode(), "ContentType": "application/json"}
+        return self._create(lambda **cond: self.client.put_object(**args, **cond), path)
+
+    def stat(self, target: ObjectStoragePath) -> tuple[int, str] | None:
+        """``(size, sha256)`` of the object (streamed back in full), or None when there is none."""
+        if self._head(target) is None:
+            return None
+        try:
+            body = self.client.get_object(Bucket=target.bucket, Key=target.key)["Body"]
+            digest, size = hashlib.sha256(), 0
+            for chunk in body.iter_chunks(4 * MiB):
+                digest.update(chunk)
+                size += len(chunk)
+        except Exception as exc:
+            raise store_error(exc, f"reading {target}") from None
+        return size, digest.hexdigest()
+
+    def _head(self, target: ObjectStoragePath, **kwargs: Any) -> dict | None:
+        try:
+            return self.client.head_object(Bucket=target.bucket, Key=target.key, **kwargs)
+        except Exception as exc:
+            if _code(exc) in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise store_error(exc, f"looking up {target}") from None
+
+    def _create(self, request: Any, target: ObjectStoragePath) -> bool:
+        """Send ``request`` with ``If-None-Match: *``; False on 412 (exists). 501: HEAD, then unconditionally."""
+        try:
+            request(IfNoneMatch="*")
+            return True
+        except Exception as exc:
+            code = _code(exc)
+            if code in ("PreconditionFailed", "412"):
+                return False
+            if code not in _UNSUPPORTED:
+                raise store_error(exc, f"writing {target}") from None
+        log.warning("the store does not support If-None-Match on %s; creating after a HEAD (racy)", target)
+        if self._head(target) is not None:
+            return False
+        try:
+            request()
+        except Exception as exc:
+            raise store_error(exc, f"writing {target}") from None
+        return True
+
+    # -- the data object ---------------------------------------------------------------------------------
+    def put_data(self, file: DownloadedFile, target: ObjectStoragePath) -> bool:
+        """Upload the staged file to ``target`` unless it exists (False); verified in the store when True."""
+        if self._head(target) is not None:
+            return False
+        state_key = f"archive_upload/{target.bucket}/{target.key}"
+        upload_id, part_size, listed = self._resume_or_create(file, target, state_key)
+        try:
+            parts = self._upload_parts(file, target, upload_id, part_size, listed)
+            listing = [{"PartNumber": p.number, "ETag": p.etag, **self._checksum(p)} for p in parts]
+            completed: dict = {}
+            created = self._create(lambda **cond: completed.update(self.client.complete_multipart_upload(
+                Bucket=target.bucket, Key=target.key, UploadId=upload_id, MultipartUpload={"Parts": listing},
+                **cond)), target)
+            if created:
+                created = self._verify(file, target, parts, completed.get("ETag"))
+            else:
+                self._abort(target, upload_id)
+            if not created:
+                log.info("%s was created by another archiver meanwhile; this upload is discarded", target)
+        except TransientProviderError as exc:
+            log.warning("upload %s of %s kept for the retry to resume: %s", upload_id, target, exc)
+            raise
+        except Exception:  # fatal: no orphaned parts. A kill or timeout (BaseException) keeps it for the retry
+            self._abort(target, upload_id)
+            self._forget(state_key)
+            raise
+        self._forget(state_key)
+        return created
+
+    def _resume_or_create(self, file: DownloadedFile, target: ObjectStoragePath,
+                          state_key: str) -> tuple[str, int, dict[int, dict]]:
+        """The earlier try's upload of these same bytes with its listed parts, else a new upload."""
+        saved = self.state.get(state_key) if self.state is not None else None
+        if saved and (saved.get("size"), saved.get("sha256")) == (file.size, file.sha256):
+            try:
+                listed = self._listed_parts(target, saved["upload_id"])
+                self.checksums = bool(saved.get("checksums", True))
+                log.info("resuming multipart upload %s of %s: %d parts in the store", saved["upload_id"], target,
+                         len(listed))
+                return saved["upload_id"], int(saved["part_size"]), listed
+            except FatalProviderError as exc:
+                if exc.code != "NoSuchUpload":
+                    raise
+                log.info("upload %s is gone (aborted, or a lifecycle rule); starting again", saved["upload_id"])
+        elif saved:
+            log.info("the staged file is not the one upload %s was for; aborting it", saved["upload_id"])
+            self._abort(target, saved["upload_id"])
+        part_size = max(self.part_size, -(-file.size // MAX_PARTS))
+        upload_id = self._create_upload(target)
+        if self.state is not None:
+            from airflow.sdk.execution_time.context import NEVER_EXPIRE
+
+            value = {"upload_id": upload_id, "size": file.size, "sha256": file.sha256, "part_size": part_size,
+                     "checksums": self.checksums}
+            self.state.set(state_key, value, retention=NEVER_EXPIRE)
+        log.info("multipart upload %s of %s (%d bytes, %d MiB parts)", upload_id, target, file.size, part_size // MiB)
+        return upload_id, part_size, {}
+
+    def _create_upload(self, target: ObjectStoragePath) -> str:
+        """With SHA-256 part checksums; without, on a store that refuses them (then parts are checked by md5)."""
+        doing = f"starting the upload of {target}"
+        try:
+            return self.client.create_multipart_upload(
+                Bucket=target.bucket, Key=target.key, ChecksumAlgorithm="SHA256")["UploadId"]
+        except Exception as exc:
+            if _code(exc) not in _UNSUPPORTED:
+                raise store_error(exc, doing) from None
+        log.warning("the store refuses ChecksumAlgorithm=SHA256: parts are checked by their md5 ETag, the object "
+                    "by size")
+        self.checksums = False
+        try:
+            return self.client.create_multipart_upload(Bucket=target.bucket, Key=target.key)["UploadId"]
+        except Exception as exc:
+            raise store_error(exc, doing) from None
+
+    def _checksum(self, part: _Part) -> dict[str, str]:
+        return {"ChecksumSHA256": _b64(part.sha256)} if self.checksums else {}
+
+    def _listed_parts(self, target: ObjectStoragePath, upload_id: str) -> dict[int, dict]:
+        parts: dict[int, dict] = {}
+        marker = 0
+        try:
+            while True:
+                page = self.client.list_parts(Bucket=target.bucket, Key=target.key, UploadId=upload_id,
+                                              PartNumberMarker=marker)
+                parts.update({p["PartNumber"]: p for p in page.get("Parts", [])})
+                if not page.get("IsTruncated"):
+                    return parts
+                marker = page["NextPartNumberMarker"]
+        except Exception as exc:
+            raise store_error(exc, f"listing the parts of upload {upload_id}") from None
+
+    def _upload_parts(self, file: DownloadedFile, target: ObjectStoragePath, upload_id: str,
+                      part_size: int, listed: dict[int, dict]) -> list[_Part]:
+        """Read the staged file once, in order: verify parts already in the store, send the others.
+
+        The whole file's sha256 runs in a thread of its own (in read order), each part's in its upload
+        thread, so reading, hashing and sending overlap; a part's buffer is freed once sent and hashed.
+        """
+        whole = hashlib.sha256()
+        parts: list[_Part] = []
+        pending: list[Future] = []
+        slots = threading.BoundedSemaphore(self.max_workers)
+        kept = 0
+        with ThreadPoolExecutor(self.max_workers) as pool, ThreadPoolExecutor(1) as hasher, \
+                file.path.open("rb") as f:
+            for number in range(1, max(1, -(-file.size // part_size)) + 1):
+                slots.acquire()
+                data = f.read(part_size)
+                part = _Part(number, (number - 1) * part_size, len(data), b"")
+                parts.append(part)
+                steps = [hasher.submit(whole.update, data)]
+                if (there := listed.get(number)) and self._same_part(there, part, data):
+                    part.etag, kept = there["ETag"], kept + 1
+                else:
+                    steps.append(pool.submit(self._send_part, target, upload_id, part, data))
+                _release_after(steps, slots)
+                pending.extend(steps)
+                for done in [p for p in pending if p.done()]:  # fail early, not after reading the whole file
+                    pending.remove(done)
+                    done.result()
+                del data
+            for future in pending:
+                future.result()
+        if whole.hexdigest() != file.sha256 or sum(p.size for p in parts) != file.size:
+            raise FatalProviderError(STORE, f"the staged file {file.path} changed: read sha256 {whole.hexdigest()},"
+                                            f" downloaded sha256 {file.sha256}; nothing was archived")
+        log.info("upload %s: %d parts, %d verified from an earlier try, %d sent", upload_id, len(parts), kept,
+                 len(parts) - kept)
+        return parts
+
+    @staticmethod
+    def _same_part(listed: dict, part: _Part, data: bytes) -> bool:
+        if listed.get("Size") != part.size:
+            return False
+        part.sha256 = hashlib.sha256(data).digest()
+        if listed.get("ChecksumSHA256"):
+            return listed["ChecksumSHA256"] == _b64(part.sha256)
+        return str(listed.get("ETag", "")).strip('"') == hashlib.md5(data).hexdigest()
+
+    def _send_part(self, target: ObjectStoragePath, upload_id: str, part: _Part, data: bytes) -> None:
+        part.sha256 = hashlib.sha256(data).digest()
+        try:
+            answer = self.client.upload_part(Bucket=target.bucket, Key=target.key, UploadId=upload_id,
+                                             PartNumber=part.number, Body=data, **self._checksum(part))
+        except Exception as exc:
+            raise store_error(exc, f"uploading part {part.number} of {target}") from None
+        part.etag = answer["ETag"]
+
+    def _verify(self, file: DownloadedFile, target: ObjectStoragePath, parts: list[_Part], etag: str | None) -> bool:
+        """Size, and the composite ChecksumSHA256 when the store returns one; False when the object there is
+        not ours (a store whose conditional create is missing or not atomic let another writer replace it)."""
+        head = self._head(target, ChecksumMode="ENABLED") or {}
+        if etag and head.get("ETag") != etag:
+            return False
+        expected = _b64(hashlib.sha256(b"".join(p.sha256 for p in parts)).digest())
+        got = str(head.get("ChecksumSHA256") or "").split("-")[0]
+        if head.get("ContentLength") == file.size and got in ("", expected):
+            how = "size and ChecksumSHA256" if got else "size only (the store returned no ChecksumSHA256)"
+            log.info("verified %s in the store by %s", target, how)
+            return True
+        self.client.delete_object(Bucket=target.bucket, Key=target.key)  # ours (same ETag), and wrong
+        raise FatalProviderError(STORE, f"{target} in the store has {head.get('ContentLength')} bytes and "
+                                        f"ChecksumSHA256 {got or 'none'}, expected {file.size} and {expected}; "
+                                        "deleted it, the staged file is kept")
+
+    def _abort(self, target: ObjectStoragePath, upload_id: str) -> None:
+        try:
+            self.client.abort_multipart_upload(Bucket=target.bucket, Key=target.key, UploadId=upload_id)
+            log.info("aborted multipart upload %s of %s", upload_id, target)
+        except Exception as exc:
+            if _code(exc) != "NoSuchUpload":
+                log.warning("could not abort upload %s of %s: %s", upload_id, target, store_error(exc, "abort"))
+
+    def _forget(self, state_key: str) -> None:
+        if self.state is not None:
+            self.state.delete(state_key)
+
+
+def _release_after(futures: list[Future], slots: threading.BoundedSemaphore) -> None:
+    """Release one slot once every future in ``futures`` is done."""
+    remaining, lock = [len(futures)], threading.Lock()
+
+    def one_done(_: Future) -> None:
+        with lock:
+            remaining[0] -= 1
+            if remaining[0] == 0:
+                slots.release()
+
+    for future in futures:
+        future.add_done_callback(one_done)
+
+
+def _b64(digest: bytes) -> str:
+    return base64.b64encode(digest).decode()

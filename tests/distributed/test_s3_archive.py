@@ -1,0 +1,54 @@
+"""An artifact archived into a real S3 API through the Celery worker: the stack's archive root is s3:// on
+moto's server (started in this process on 127.0.0.1; the worker gets the aws connection and the Variables
+through its environment), and a Qianfan export goes up as a multipart upload."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import pytest
+from harvest_emulator.credentials import ARCHIVE_S3_SECRET, archive_s3_env
+from harvest_emulator.object_store import ARCHIVE_BUCKET
+
+pytestmark = pytest.mark.distributed
+
+MiB = 1 << 20
+ROOT_PREFIX = "distributed"
+
+
+@pytest.fixture(scope="module")
+def stack_extra_env(object_store) -> dict[str, str]:
+    object_store.create_bucket(ARCHIVE_BUCKET)
+    return {**archive_s3_env(object_store.url, f"s3://{ARCHIVE_BUCKET}/{ROOT_PREFIX}"),
+            "AIRFLOW__ARTIFACT_HARVEST__ARCHIVE_PART_SIZE_MIB": "5"}
+
+
+def test_qianfan_export_archived_into_s3_by_the_celery_worker(stack, object_store):
+    stack.emulator.control.reset()
+    stack.emulator.control.configure(polls_per_stage=0, stage_seconds=1)
+    stack.emulator.control.push_scenario("qianfan", size=12 * MiB)
+    stack.api.wait_for_dags(["qianfan_export_model"], timeout=120)
+    stack.api.unpause("qianfan_export_model")
+    run_id = stack.api.trigger("qianfan_export_model",
+                               {"model_version_id": "amv-dists3", "poll_interval": 0.5, "timeout": 120})
+    try:
+        assert stack.api.wait_for_run("qianfan_export_model", run_id, timeout=300) == "success", stack.dump_logs()
+    finally:
+        stack.emulator.control.reset()
+
+    client = object_store.client()
+    listing = client.list_objects_v2(Bucket=ARCHIVE_BUCKET, Prefix=f"{ROOT_PREFIX}/qianfan/")["Contents"]
+    manifests = [o["Key"] for o in listing if o["Key"].endswith("/manifest.json")]
+    assert len(manifests) == 1 and len(listing) == 2, [o["Key"] for o in listing]
+    manifest = json.loads(client.get_object(Bucket=ARCHIVE_BUCKET, Key=manifests[0])["Body"].read())
+    data_key = manifests[0].rsplit("/", 1)[0] + "/" + manifest["filename"]
+    head = client.head_object(Bucket=ARCHIVE_BUCKET, Key=data_key)
+    data = client.get_object(Bucket=ARCHIVE_BUCKET, Key=data_key)["Body"].read()
+    assert hashlib.sha256(data).hexdigest() == manifest["sha256"] and len(data) == manifest["size_bytes"] > 10 * MiB
+    assert head["ETag"].strip('"').endswith("-3"), "uploaded in three 5 MiB parts"
+    assert manifest["run_id"] == run_id and manifest["path"].startswith("s3://")
+    assert client.list_multipart_uploads(Bucket=ARCHIVE_BUCKET).get("Uploads", []) == []
+    logs = "\n".join(p.read_text(errors="replace") for p in stack.home.rglob("*.log"))
+    assert "verified s3://" in logs and ARCHIVE_S3_SECRET not in logs
+    assert not any(p.is_file() for p in stack.staging.rglob("*")), "the staging copy is gone"
