@@ -15,6 +15,8 @@ Applied by ``serving.serve_blob`` (signed blob route and providers' download rou
 - ``corrupt``: flip the byte at blob ``offset`` (default the middle; the first byte served if outside the
   range served), so the size is right and the checksum wrong.
 - ``ignore_range``: answer 200 with the full body even when Range was sent.
+- ``rebuild``: counted once per body served; after the ``times``-th one (whole or cut short) the file gets
+  new bytes, a new ETag and Last-Modified at the same URL and size (a provider regenerating the file).
 
 Each application decrements ``times``; exhausted faults disappear but stay counted in ``applied``.
 """
@@ -27,7 +29,7 @@ import threading
 from typing import Any
 
 MIDDLEWARE_KINDS = ("status", "envelope", "hang")
-BLOB_KINDS = ("drop", "slow", "expire", "corrupt", "ignore_range")
+BLOB_KINDS = ("drop", "slow", "expire", "corrupt", "ignore_range", "rebuild")
 KINDS = MIDDLEWARE_KINDS + BLOB_KINDS
 
 

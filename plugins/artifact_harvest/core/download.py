@@ -27,7 +27,7 @@ import shutil
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -36,6 +36,7 @@ import requests
 import urllib3
 
 from artifact_harvest.core.errors import FatalProviderError, ProviderError
+from artifact_harvest.core.staging import Sidecar, fsync_dir
 from artifact_harvest.core.http import (
     USER_AGENT,
     Redactor,
@@ -112,8 +113,8 @@ class ProviderChecksumError(IntegrityError, FatalDownloadError):
     """
 
 
-class InsufficientDiskSpace(FatalDownloadError):
-    """The staging filesystem cannot hold the rest of the file."""
+class InsufficientDiskSpace(DownloadError):
+    """The staging filesystem cannot hold the rest of the file; the valid partial data stays for the retry."""
 
 
 class UnsupportedScheme(FatalDownloadError):
@@ -191,11 +192,13 @@ class _Pipeline:
         for name in self._inline:
             self._hashes[name].update(chunk)
 
-    def sync(self) -> int:
-        """Wait until every chunk is digested and on disk; returns the staging file's size."""
+    def sync(self, durable: bool = False) -> int:
+        """Wait until every chunk is digested and written (``durable``: fsynced); returns the file's size."""
         self._queue.join()
         if self._file is not None and not self._file.closed:
             self._file.flush()
+            if durable:
+                os.fsync(self._file.fileno())
         if self._error is not None:
             raise self._error
         return self.written
@@ -246,8 +249,36 @@ class _Progress:
             log.info("%s: %d bytes at %.1f MB/s", self.label, offset, rate / 1e6)
 
 
+@dataclass
+class _Transfer:
+    """One download's moving parts: the latest URL, and which remote version the staged bytes are of."""
+
+    remote: RemoteFile
+    sidecar: Sidecar | None = None
+    final: Path = field(default_factory=Path)
+
+    @property
+    def total(self) -> int | None:
+        """The length the file must reach: the server's total once known, else what the provider announced."""
+        if self.sidecar is not None and self.sidecar.total is not None:
+            return self.sidecar.total
+        return self.remote.size
+
+    def record(self, validator: str | None, total: int | None) -> None:
+        """A response from byte 0 names the version the staged bytes are of; durable before any byte lands."""
+        self.sidecar = Sidecar(validator, total)
+        self.sidecar.save(self.final)
+
+    def forget(self) -> None:
+        self.sidecar = None
+        Sidecar.remove(self.final)
+
+
 class Downloader:
     """Streams one remote file into staging, resumable and verified; see the module docstring."""
+
+    #: a clean pass whose bytes disagree is fetched once more; a resumed pass that disagrees starts clean
+    max_passes = 3
 
     def __init__(
         self,
@@ -277,7 +308,12 @@ class Downloader:
 
     # -- public ------------------------------------------------------------------------------------
     def download(self, fresh_url: Callable[[], RemoteFile], *, key: str) -> DownloadedFile:
-        """Fetch the file ``fresh_url()`` describes into ``<staging>/<key>/``; resume what is there."""
+        """Fetch the file ``fresh_url()`` describes into ``<staging>/<key>/``; resume what is there.
+
+        Integrity policy: bytes that disagree with the provider after one clean pass from byte 0 are fetched
+        once more from byte 0; only the same wrong bytes twice are fatal (``ProviderChecksumError``). A resumed
+        pass that disagrees starts over clean.
+        """
         started = time.monotonic()
         remote = self._checked(fresh_url())
         name = safe_filename(remote.filename)
@@ -292,35 +328,58 @@ class Downloader:
             if reused is not None:
                 return reused
 
-        pipe = _Pipeline(part, with_md5)
-        try:
-            offset = self._rehash(part, pipe)
-            one_pass = offset == 0
-            if offset:
-                log.info("%s: resuming from %d bytes already in staging", label, offset)
-            resumed_from = self._fetch_with_retries(fresh_url, remote, pipe, label)
-            problem = self._mismatch(pipe.sync(), remote, pipe)
-        except FatalDownloadError:
+        first_wrong: tuple[tuple, str] | None = None  # (size, md5, sha256) and problem of a clean pass
+        for _ in range(self.max_passes):
+            transfer = _Transfer(remote, Sidecar.load(final), final)
+            self._forget_unknown_partial(part, transfer, label)
+            pipe = _Pipeline(part, with_md5)
+            try:
+                if offset := self._rehash(part, pipe):
+                    log.info("%s: resuming from %d bytes already in staging", label, offset)
+                resumed_from = self._fetch_with_retries(fresh_url, transfer, pipe, label)
+                size = pipe.sync(durable=True)
+                problem = self._mismatch(size, transfer, pipe)
+            except FatalDownloadError:
+                pipe.close()
+                part.unlink(missing_ok=True)
+                transfer.forget()
+                raise
+            except BaseException:
+                pipe.close()
+                if not part.exists() or not part.stat().st_size:
+                    part.unlink(missing_ok=True)
+                    transfer.forget()
+                raise
+            remote = transfer.remote
+            if problem is None:
+                return self._finish(part, final, transfer, pipe, started, resumed_from, label)
+            digests = (size, pipe.hexdigest("md5"), pipe.hexdigest("sha256"))
             pipe.close()
             part.unlink(missing_ok=True)
-            raise
-        except BaseException:
-            pipe.close()
-            if part.exists() and not part.stat().st_size:
-                part.unlink()
-            raise
-        pipe.close()
-        if problem is not None:
-            part.unlink(missing_ok=True)
-            error = ProviderChecksumError if one_pass and resumed_from == 0 else IntegrityError
-            raise error(self.provider, f"{key}/{name}: {problem}; partial data deleted")
-        os.replace(part, final)
-        result = self._result(final, pipe, started, resumed_from)
-        log.info(
-            "%s: %d bytes in %.1fs (%.1f MB/s), sha256 %s",
-            label, result.size, result.seconds, result.size / max(result.seconds, 1e-9) / 1e6, result.sha256,
+            transfer.forget()
+            if resumed_from:
+                log.warning("%s: %s after a resumed download; starting over from byte 0", label, problem)
+                continue
+            if first_wrong is None:
+                first_wrong = (digests, problem)
+                log.warning("%s: %s after a clean pass from byte 0; downloading once more from byte 0", label, problem)
+                continue
+            if first_wrong[0] == digests:
+                raise ProviderChecksumError(
+                    self.provider,
+                    f"{key}/{name}: two clean downloads from byte 0 gave the same bytes (sha256 {digests[2]}) and "
+                    f"both disagree with the provider: first pass {first_wrong[1]}; second pass {problem}; "
+                    "partial data deleted",
+                    hint="the provider's file or its announced checksum is wrong; ask the provider",
+                )
+            raise IntegrityError(
+                self.provider,
+                f"{key}/{name}: two clean downloads gave different wrong bytes (first pass {first_wrong[1]}; "
+                f"second pass {problem}): the transfer is corrupting data; partial data deleted",
+            )
+        raise IntegrityError(
+            self.provider, f"{key}/{name}: no pass out of {self.max_passes} gave verified bytes; partial data deleted"
         )
-        return result
 
     # -- steps -------------------------------------------------------------------------------------
     def _checked(self, remote: RemoteFile) -> RemoteFile:
@@ -337,21 +396,67 @@ class Downloader:
     def _reuse_final(
         self, final: Path, part: Path, remote: RemoteFile, with_md5: bool, label: str
     ) -> DownloadedFile | None:
-        """A finished file from an earlier attempt (the archive step failed after it): verify and reuse it."""
+        """A finished file from an earlier attempt (the archive step failed after it): re-verify, then reuse it.
+
+        It is checked against the digests recorded when it was verified (sidecar) and whatever the provider
+        announces; a file nothing can vouch for is downloaded again.
+        """
         started = time.monotonic()
-        pipe = _Pipeline(None, with_md5)
+        transfer = _Transfer(remote, Sidecar.load(final), final)
+        pipe = _Pipeline(None, with_md5 or (transfer.sidecar is not None and transfer.sidecar.md5 is not None))
+        vouched = remote.md5 is not None or (transfer.sidecar is not None and transfer.sidecar.sha256 is not None)
         try:
             size = self._rehash(final, pipe)
-            problem = self._mismatch(size, remote, pipe)
+            problem = self._mismatch(size, transfer, pipe) if vouched else "nothing recorded to verify it against"
             if problem is None:
-                log.info("%s: verified file already in staging, not downloading again", label)
+                log.info("%s: re-verified file already in staging, not downloading again", label)
                 part.unlink(missing_ok=True)
                 return self._result(final, pipe, started, size, size)
         finally:
             pipe.close()
-        log.warning("%s: file already in staging does not match (%s); downloading again", label, problem)
+        log.warning("%s: file already in staging is not trusted (%s); downloading again", label, problem)
         final.unlink()
+        transfer.forget()
         return None
+
+    @staticmethod
+    def _forget_unknown_partial(part: Path, transfer: _Transfer, label: str) -> None:
+        """Bytes in staging with no record of which version they are of cannot be resumed: start over.
+
+        Without a validator (the server sent neither ETag nor Last-Modified) only a provider md5 would catch a
+        splice, so such a partial is resumed only when there is one.
+        """
+        if not part.exists():
+            return
+        sidecar = transfer.sidecar
+        if sidecar is not None and (sidecar.validator or transfer.remote.md5):
+            return
+        if part.stat().st_size:
+            log.warning("%s: partial file in staging has no record of its version; starting from byte 0", label)
+        part.unlink()
+        transfer.forget()
+
+    def _finish(
+        self, part: Path, final: Path, transfer: _Transfer, pipe: _Pipeline, started: float, resumed_from: int,
+        label: str,
+    ) -> DownloadedFile:
+        """Record the verified digests, then rename into place; both durable (the bytes were fsynced)."""
+        sha256, md5 = pipe.hexdigest("sha256"), pipe.hexdigest("md5")
+        pipe.close()
+        sidecar = transfer.sidecar or Sidecar(None, None)
+        sidecar.sha256, sidecar.md5 = sha256, md5
+        sidecar.save(final)
+        os.replace(part, final)
+        fsync_dir(final.parent)
+        result = DownloadedFile(
+            path=final, filename=final.name, size=final.stat().st_size, sha256=sha256 or "", md5=md5,
+            seconds=time.monotonic() - started, resumed_from=resumed_from,
+        )
+        log.info(
+            "%s: %d bytes in %.1fs (%.1f MB/s), sha256 %s",
+            label, result.size, result.seconds, result.size / max(result.seconds, 1e-9) / 1e6, result.sha256,
+        )
+        return result
 
     def _rehash(self, path: Path, pipe: _Pipeline) -> int:
         """Feed the bytes already on disk to the hashes; returns how many there are."""
@@ -365,7 +470,7 @@ class Downloader:
         return size
 
     def _fetch_with_retries(
-        self, fresh_url: Callable[[], RemoteFile], remote: RemoteFile, pipe: _Pipeline, label: str
+        self, fresh_url: Callable[[], RemoteFile], transfer: _Transfer, pipe: _Pipeline, label: str
     ) -> int:
         """Attempts until complete; returns the offset the last one started at.
 
@@ -373,14 +478,14 @@ class Downloader:
         """
         session = requests.Session()
         session.trust_env = False
-        progress = _Progress(label, self.progress_interval, remote.size)
+        progress = _Progress(label, self.progress_interval, transfer.total)
         failures = refreshes = 0
         try:
             while True:
                 before = pipe.sync()
-                self._check_disk(remote.size, before)
+                self._check_disk(transfer.total, before, label)
                 try:
-                    return self._fetch(session, remote, pipe, progress, label)
+                    return self._fetch(session, transfer, pipe, progress, label)
                 except _Expired as exc:
                     refreshes += 1
                     if refreshes > self.max_url_refreshes:
@@ -389,7 +494,7 @@ class Downloader:
                             f"{label}: URL still refused after {self.max_url_refreshes} fresh URLs: {exc}",
                         ) from None
                     log.warning("%s: %s; asking the provider for a fresh URL", label, exc)
-                    remote = self._checked(fresh_url())
+                    transfer.remote = self._checked(fresh_url())
                 except _Transient as exc:
                     offset = pipe.sync()
                     failures = 1 if offset > before else failures + 1
@@ -405,54 +510,63 @@ class Downloader:
         finally:
             session.close()
 
-    def _check_disk(self, size: int | None, offset: int) -> None:
+    def _check_disk(self, size: int | None, offset: int, label: str) -> None:
+        """Too little room for the rest: keep the valid partial and fail retryably, saying what to free."""
         if size is None:
             return
         free = shutil.disk_usage(self.staging_dir).free
         if free < size - offset:
             raise InsufficientDiskSpace(
                 self.provider,
-                f"staging {self.staging_dir} has {free} bytes free but {size - offset} more are needed",
-                hint="free space or point the Variable artifact_staging_dir elsewhere",
+                f"{label}: staging {self.staging_dir} has {free} bytes free but {size - offset} more are needed "
+                f"(file {size} bytes, {offset} already staged and kept)",
+                hint=f"free at least {size - offset - free} bytes under {self.staging_dir} (or point the Variable "
+                "artifact_staging_dir elsewhere); a retry resumes",
             )
 
     def _fetch(
-        self, session: requests.Session, remote: RemoteFile, pipe: _Pipeline, progress: _Progress, label: str
+        self, session: requests.Session, transfer: _Transfer, pipe: _Pipeline, progress: _Progress, label: str
     ) -> int:
         """One request from the current end of the staging file; returns the offset it started at."""
         offset = pipe.sync()
-        if remote.size is not None and offset == remote.size:
+        if transfer.total is not None and offset == transfer.total:
             return offset  # complete already (killed before the rename); verification follows
         headers = {"User-Agent": USER_AGENT, "Accept-Encoding": "identity"}
         if offset:
             headers["Range"] = f"bytes={offset}-"
+            if transfer.sidecar is not None and transfer.sidecar.validator:
+                headers["If-Range"] = transfer.sidecar.validator
         try:
             resp = session.get(
-                remote.url, headers=headers, stream=True, timeout=self.timeout, verify=self.verify_tls
+                transfer.remote.url, headers=headers, stream=True, timeout=self.timeout, verify=self.verify_tls
             )
         except requests.RequestException as exc:
             raise _Transient(self._scrub(f"request failed: {type(exc).__name__}: {exc}")) from None
         with resp:
-            start = self._accept(resp, pipe, offset, label)
+            start = self._accept(resp, transfer, pipe, offset, label)
             if start is None:
                 return offset  # the server says nothing lies beyond what we have; verification decides
             offset = start
+            total = progress.total = transfer.total
             progress.restart(offset)
             while chunk := self._read(resp):
                 self._write(pipe, chunk, label)
                 offset += len(chunk)
                 progress.tick(offset)
-                if remote.size is not None and offset > remote.size:
+                if total is not None and offset > total:
                     break  # more than announced: the size check reports it
-        if remote.size is not None and offset < remote.size:
-            raise _Transient(f"body ended at byte {offset} of {remote.size}")
+        if transfer.total is not None and offset < transfer.total:
+            raise _Transient(f"body ended at byte {offset} of {transfer.total}")
         return start
 
-    def _accept(self, resp: requests.Response, pipe: _Pipeline, offset: int, label: str) -> int | None:
+    def _accept(
+        self, resp: requests.Response, transfer: _Transfer, pipe: _Pipeline, offset: int, label: str
+    ) -> int | None:
         """Decide what a response means before reading its body.
 
         Returns the offset the body starts at, or None when a resume asked for bytes past the end (416 with
-        ``Content-Range: bytes */<offset>``): the file is complete.
+        ``Content-Range: bytes */<offset>``): the file is complete. A resume is accepted only for the version
+        the staged bytes are of (same validator, same total); anything else restarts from byte 0.
         """
         status = resp.status_code
         where = f"GET {redact_url(resp.url)} answered HTTP {status}"
@@ -461,17 +575,31 @@ class Downloader:
         if is_transient_status(status):
             raise _Transient(where, parse_retry_after(resp.headers.get("Retry-After")))
         content_range = resp.headers.get("Content-Range", "")
-        if status == 416 and offset and content_range == f"bytes */{offset}":
+        validator, total = _validator(resp), _total(resp)
+        known = transfer.sidecar
+        if status == 416 and offset and content_range == f"bytes */{offset}" and transfer.total == offset:
             return None
         if status == 206 and offset and content_range.startswith(f"bytes {offset}-"):
-            return offset
+            changed = _changes(known, validator, total)
+            if not changed:
+                return offset
+            log.warning("%s: the remote file changed (%s); starting over from byte 0", label, changed)
+            pipe.restart()
+            transfer.forget()
+            raise _Transient(f"the remote file changed under the resume ({changed}); starting over")
         if status == 200:
             if offset:
-                log.warning("%s: server ignored the Range request; starting over from byte 0", label)
+                log.warning(
+                    "%s: server sent the whole file to a resume (ignored Range, or a new version: If-Range); "
+                    "starting over from byte 0", label,
+                )
                 pipe.restart()
+            transfer.record(validator, total)
+            self._check_disk(transfer.total, 0, label)
             return 0
-        if status == 206:
+        if status in (206, 416):
             pipe.restart()
+            transfer.forget()
             raise _Transient(f"{where} with an unexpected Content-Range {content_range!r}; starting over")
         raise FatalDownloadError(
             self.provider,
@@ -510,12 +638,18 @@ class Downloader:
         return self._scrub(" ".join(body.decode("utf-8", "replace").split()))
 
     @staticmethod
-    def _mismatch(size: int, remote: RemoteFile, pipe: _Pipeline) -> str | None:
-        if remote.size is not None and size != remote.size:
-            return f"size {size} bytes, expected {remote.size}"
+    def _mismatch(size: int, transfer: _Transfer, pipe: _Pipeline) -> str | None:
+        """What disagrees with the provider's announcement, the server's total or the recorded digests."""
+        remote, sidecar = transfer.remote, transfer.sidecar or Sidecar(None, None)
+        for expected, what in ((remote.size, "the provider announced"), (sidecar.total, "the server announced")):
+            if expected is not None and size != expected:
+                return f"size {size} bytes, {what} {expected}"
         md5 = pipe.hexdigest("md5")
         if remote.md5 is not None and md5 != remote.md5.strip().lower():
-            return f"md5 {md5}, expected {remote.md5}"
+            return f"md5 {md5}, the provider's md5 is {remote.md5}"
+        for name, recorded in (("sha256", sidecar.sha256), ("md5", sidecar.md5)):
+            if recorded is not None and (got := pipe.hexdigest(name)) is not None and got != recorded:
+                return f"{name} {got}, verified earlier as {recorded}"
         return None
 
     @staticmethod
@@ -529,3 +663,33 @@ class Downloader:
             seconds=time.monotonic() - started,
             resumed_from=resumed_from,
         )
+
+
+def _validator(resp: requests.Response) -> str | None:
+    """What ``If-Range`` may carry: a strong ETag, else Last-Modified (RFC 9110 §13.1.5)."""
+    etag = resp.headers.get("ETag")
+    if etag and not etag.startswith("W/"):
+        return etag
+    return resp.headers.get("Last-Modified")
+
+
+def _total(resp: requests.Response) -> int | None:
+    """The full length: the total in ``Content-Range`` of a 206/416, else a 200's ``Content-Length``."""
+    content_range = resp.headers.get("Content-Range")
+    if content_range:
+        total = content_range.rsplit("/", 1)[-1].strip()
+        return int(total) if total.isdigit() else None
+    length = resp.headers.get("Content-Length", "")
+    return int(length) if resp.status_code == 200 and length.isdigit() else None
+
+
+def _changes(known: Sidecar | None, validator: str | None, total: int | None) -> str:
+    """How a ranged answer's version differs from the one staged ('' when it is the same)."""
+    if known is None:
+        return "no record of the staged version"
+    changes = []
+    if validator and known.validator and validator != known.validator:
+        changes.append(f"validator {known.validator} -> {validator}")
+    if total is not None and known.total is not None and total != known.total:
+        changes.append(f"total {known.total} -> {total} bytes")
+    return ", ".join(changes)

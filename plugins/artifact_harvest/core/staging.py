@@ -1,0 +1,116 @@
+"""What lives beside a staged file: the one-writer lock of its key and the sidecar that says which version it is.
+
+- ``key_lock``: an exclusive ``fcntl.flock`` on ``<staging>/<key>/.lock``, held for the whole
+  download+archive step. A second run of the same key waits (bounded, logged), then sees the archived copy.
+  flock is released by the kernel when the holder dies, so a killed worker never leaves a stale lock.
+- ``Sidecar``: ``<name>.meta.json`` keeps the first response's validator (ETag, else Last-Modified) and total
+  length, so a resume can ask ``If-Range`` for that exact version; once the file is complete it also keeps the
+  digests it was verified with, so a file reused from staging is re-verified against them.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from artifact_harvest.core.errors import ProviderError
+from artifact_harvest.core.http import _conf_float
+
+log = logging.getLogger(__name__)
+
+LOCK_NAME = ".lock"
+SIDECAR_SUFFIX = ".meta.json"
+
+
+class KeyLocked(ProviderError):
+    """Another run kept the key's lock longer than we were willing to wait; Airflow's retries apply."""
+
+
+def fsync_dir(folder: Path) -> None:
+    """Make a rename or create in ``folder`` durable."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def key_lock(
+    folder: Path, *, label: str, provider: str = "download", timeout: float | None = None, poll: float = 0.2,
+    log_every: float = 30.0,
+) -> Iterator[None]:
+    """Hold an exclusive lock on ``folder/.lock``; wait at most ``timeout`` s (``[artifact_harvest] lock_timeout``)."""
+    timeout = _conf_float("lock_timeout", 6 * 3600.0) if timeout is None else timeout
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        started = last_log = time.monotonic()
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                waited = time.monotonic() - started
+                if waited >= timeout:
+                    raise KeyLocked(
+                        provider,
+                        f"{label}: another run has held the staging lock {folder / LOCK_NAME} for more than "
+                        f"{timeout:.0f}s",
+                        hint="a retry waits again; raise [artifact_harvest] lock_timeout for very long downloads",
+                    ) from None
+                if waited == 0 or time.monotonic() - last_log >= log_every:
+                    log.info("%s: another run is downloading this key; waiting for its lock (%.0fs so far)",
+                             label, waited)
+                    last_log = time.monotonic()
+                time.sleep(poll)
+        if time.monotonic() - started > poll:
+            log.info("%s: got the staging lock after %.1fs", label, time.monotonic() - started)
+        yield
+    finally:
+        os.close(fd)  # releases the flock
+
+
+@dataclass
+class Sidecar:
+    """Which remote version a staged file holds. ``validator`` is sent as ``If-Range``."""
+
+    validator: str | None
+    total: int | None
+    sha256: str | None = None  # set once the file is complete and verified
+    md5: str | None = None
+
+    @staticmethod
+    def path_for(final: Path) -> Path:
+        return final.with_name(final.name + SIDECAR_SUFFIX)
+
+    @classmethod
+    def load(cls, final: Path) -> Sidecar | None:
+        """None when missing or unreadable (a torn write): the staged bytes then count as unknown."""
+        try:
+            data = json.loads(cls.path_for(final).read_text())
+            return cls(**{k: data.get(k) for k in ("validator", "total", "sha256", "md5")})
+        except (OSError, ValueError, TypeError):
+            return None
+
+    def save(self, final: Path) -> None:
+        """Write-then-rename with fsync: a crash leaves the old sidecar or the new one, never half of one."""
+        path = self.path_for(final)
+        temp = path.with_name(f".{path.name}.tmp")
+        with open(temp, "w") as f:
+            json.dump(asdict(self), f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(temp, path)
+        fsync_dir(path.parent)
+
+    @classmethod
+    def remove(cls, final: Path) -> None:
+        cls.path_for(final).unlink(missing_ok=True)
