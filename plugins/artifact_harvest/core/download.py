@@ -27,6 +27,7 @@ import shutil
 import threading
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,7 +37,7 @@ import requests
 import urllib3
 
 from artifact_harvest.core.errors import FatalProviderError, ProviderError
-from artifact_harvest.core.staging import Sidecar, fsync_dir
+from artifact_harvest.core.staging import Sidecar, fsync_dir, key_lock
 from artifact_harvest.core.http import (
     USER_AGENT,
     Redactor,
@@ -380,6 +381,17 @@ class Downloader:
         raise IntegrityError(
             self.provider, f"{key}/{name}: no pass out of {self.max_passes} gave verified bytes; partial data deleted"
         )
+
+    def key_lock(self, key: str) -> AbstractContextManager[None]:
+        """The exclusive lock of ``key``'s staging folder: hold it around download *and* archive."""
+        folder = self.staging_dir / safe_segment(key, "artifact key")
+        return key_lock(folder, label=f"[{self.provider}] {key}", provider=self.provider)
+
+    @staticmethod
+    def release(file: DownloadedFile) -> None:
+        """The file has left staging (archived): its sidecar has nothing left to describe."""
+        if not file.path.exists():
+            Sidecar.remove(file.path)
 
     # -- steps -------------------------------------------------------------------------------------
     def _checked(self, remote: RemoteFile) -> RemoteFile:

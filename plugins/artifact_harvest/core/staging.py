@@ -52,7 +52,8 @@ def key_lock(
     folder.mkdir(parents=True, exist_ok=True)
     fd = os.open(folder / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        started = last_log = time.monotonic()
+        started = time.monotonic()
+        last_log = None
         while True:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -66,7 +67,7 @@ def key_lock(
                         f"{timeout:.0f}s",
                         hint="a retry waits again; raise [artifact_harvest] lock_timeout for very long downloads",
                     ) from None
-                if waited == 0 or time.monotonic() - last_log >= log_every:
+                if last_log is None or time.monotonic() - last_log >= log_every:
                     log.info("%s: another run is downloading this key; waiting for its lock (%.0fs so far)",
                              label, waited)
                     last_log = time.monotonic()
