@@ -415,3 +415,38 @@ def test_finished_file_left_in_staging_is_verified_and_reused(emu, blob, downloa
 
     assert len(blob_requests(emu, blob)) == 1
     assert again.sha256 == first.sha256 and again.md5 == blob["md5"]
+
+
+def test_file_reused_from_staging_is_re_verified_against_its_sidecar(emu, blob, downloader, staging_dir):
+    """No md5 from the provider: the digests recorded at verification time vouch for a staged file."""
+    first = downloader.download(lambda: remote(blob, with_md5=False), key="job-1")
+    sidecar = Sidecar.path_for(first.path).read_text()
+    assert first.sha256 in sidecar and "Signature" not in sidecar and "Expires" not in sidecar
+    with open(first.path, "r+b") as f:  # the disk lost a write after the crash
+        f.seek(1000)
+        f.write(b"\0" * 10)
+
+    again = downloader.download(lambda: remote(blob, with_md5=False), key="job-1")
+
+    assert len(blob_requests(emu, blob)) == 2  # the damaged copy was not trusted
+    assert again.sha256 == blob["sha256"] == sha256_of(again.path)
+
+
+def test_staged_file_nothing_vouches_for_is_downloaded_again(emu, blob, downloader, staging_dir):
+    first = downloader.download(lambda: remote(blob, with_md5=False), key="job-1")
+    Sidecar.remove(first.path)  # e.g. a file left by an older version of the downloader
+
+    again = downloader.download(lambda: remote(blob, with_md5=False), key="job-1")
+
+    assert len(blob_requests(emu, blob)) == 2 and again.sha256 == blob["sha256"]
+    assert files_under(staging_dir) == STAGED
+
+
+def test_size_comes_from_the_server_when_the_provider_announces_none(emu, blob, downloader, staging_dir):
+    """FlightHub 2 and MiniMax give no size: Content-Length, then Content-Range's total, are checked."""
+    emu.control.add_fault(route(blob), kind="drop", after_bytes=1_000_000)
+
+    got = downloader.download(lambda: remote(blob, size=None, md5=None), key="job-1")
+
+    assert Sidecar.load(got.path).total == SIZE == got.size
+    assert got.resumed_from > 0 and sha256_of(got.path) == blob["sha256"]
