@@ -45,7 +45,7 @@ async def apply_faults(request: web.Request, handler: Handler) -> web.StreamResp
     """Status, envelope and hang faults, before the handler runs."""
     if _is_control(request):
         return await handler(request)
-    fault = request.app[STATE].faults.take(request.path, request.method, MIDDLEWARE_KINDS)
+    fault = request.app[STATE].faults.take(request.path, request.method, MIDDLEWARE_KINDS, request.headers)
     if fault is None:
         return await handler(request)
     if fault["kind"] == "hang":

@@ -1,7 +1,8 @@
 """The fault plan: misbehaviour a test switches on over HTTP, without restarting the server.
 
 A fault is a dict: ``route`` (regex searched in the request path, required), ``method`` (optional),
-``kind``, ``times`` (default 1, -1 = forever) and the kind's options:
+``range`` (optional regex searched in the request's Range header: one range's connection of a parallel
+download), ``kind``, ``times`` (default 1, -1 = forever) and the kind's options:
 
 Applied by the middleware, before the handler (any route except the control API):
 - ``status``: answer ``status`` (default 503), optional ``retry_after`` seconds header, optional JSON ``body``.
@@ -55,14 +56,18 @@ class FaultPlan:
             self._faults.append(fault)
         return fault["id"]
 
-    def take(self, path: str, method: str, kinds: tuple[str, ...] | str) -> dict[str, Any] | None:
+    def take(self, path: str, method: str, kinds: tuple[str, ...] | str,
+             headers: Any = None) -> dict[str, Any] | None:
         """Consume one application of the first matching fault of one of ``kinds``, or None."""
         kinds = (kinds,) if isinstance(kinds, str) else kinds
+        range_header = (headers or {}).get("Range") or ""
         with self._lock:
             for fault in self._faults:
                 if fault["kind"] not in kinds or not re.search(fault["route"], path):
                     continue
                 if fault.get("method") and fault["method"].upper() != method.upper():
+                    continue
+                if fault.get("range") and not re.search(fault["range"], range_header):
                     continue
                 if fault["times"] > 0:
                     fault["times"] -= 1

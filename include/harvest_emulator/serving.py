@@ -63,7 +63,7 @@ async def serve_blob(request: web.Request, state: EmulatorState, blob: Blob) -> 
     Config ``per_connection_rate`` (bytes/s, 0 = off) caps every body like a CDN's per-flow limit.
     """
     kinds = tuple(k for k in BLOB_KINDS if k != "rebuild") if request.method != "HEAD" else ("expire", "ignore_range")
-    faults = {kind: state.faults.take(request.path, request.method, kind) for kind in kinds}
+    faults = {kind: state.faults.take(request.path, request.method, kind, request.headers) for kind in kinds}
     if faults.get("expire"):
         return storage_error(403, "AccessDenied", "Request has expired")
     start, end = 0, blob.size
@@ -93,7 +93,7 @@ async def serve_blob(request: web.Request, state: EmulatorState, blob: Blob) -> 
                 await response.write_eof()
         finally:
             # "rebuild" with times=N: the N-th body served (whole or cut) is the last of this version
-            rebuild = state.faults.take(request.path, request.method, "rebuild")
+            rebuild = state.faults.take(request.path, request.method, "rebuild", request.headers)
             if rebuild is not None and rebuild["times"] == 0:
                 blob.rebuild()
     return response

@@ -3,7 +3,13 @@
 The provider hands over a callable that returns a *fresh* ``RemoteFile`` (signed URLs expire); the
 downloader streams it to ``<staging>/<key>/<filename>.part``, resumes with ``Range`` after drops or a
 killed worker, asks for a new URL when the old one expires (403/410), and verifies size, md5 and sha256 in
-the same pass. The partial file is renamed to its final name only once every check has passed.
+the same pass. The partial file is fsynced and renamed to its final name only once every check has passed.
+
+One version, whole: the first response's validator (ETag, else Last-Modified) and total length are kept in a
+sidecar (``core.staging.Sidecar``) before any byte lands; every resume sends ``If-Range`` with it and checks
+the total in ``Content-Range``. A 200 to a resume, another ETag or another total starts over from byte 0 with
+fresh hashes: never a splice of two versions. The size is always checked (the server's total when the
+provider announces none). Callers that archive hold ``key_lock`` around download and archive (one writer).
 
 Speed: the body is read in big chunks (urllib3, 2 MiB); the reading thread writes each chunk and runs the
 faster digest while a thread of its own runs the slower one (``_Pipeline``), so network, disk, md5 and
@@ -37,6 +43,7 @@ import requests
 import urllib3
 
 from artifact_harvest.core.errors import FatalProviderError, ProviderError
+from artifact_harvest.core.ranged import RangedFetch, RangedPlan, VersionChanged
 from artifact_harvest.core.staging import Sidecar, fsync_dir, key_lock
 from artifact_harvest.core.http import (
     USER_AGENT,
@@ -293,7 +300,13 @@ class Downloader:
         timeout: tuple[float, float] = (10, 60),
         max_url_refreshes: int = 5,
         always_md5: bool = False,
+        connections: int | None = None,
+        piece_size: int | None = None,
+        parallel_threshold: int | None = None,
     ) -> None:
+        """``connections``/``piece_size``/``parallel_threshold``: the ranged fetch (``core.ranged``) for files
+        of at least ``parallel_threshold`` bytes; default ``[artifact_harvest] download_connections`` (8),
+        ``download_piece_size`` (8 MiB), ``parallel_threshold`` (64 MiB). ``connections=1``: one stream."""
         self.staging_dir = Path(staging_dir)
         self.provider = provider
         self.retry = retry or RetryRule()
@@ -305,6 +318,11 @@ class Downloader:
         self.timeout = timeout
         self.max_url_refreshes = max_url_refreshes
         self.always_md5 = always_md5
+        self.connections = int(_conf_float("download_connections", 8) if connections is None else connections)
+        self.piece_size = int(_conf_float("download_piece_size", 8 << 20) if piece_size is None else piece_size)
+        self.parallel_threshold = int(
+            _conf_float("parallel_threshold", 64 << 20) if parallel_threshold is None else parallel_threshold
+        )
         self.redact = Redactor()
 
     # -- public ------------------------------------------------------------------------------------
@@ -333,13 +351,27 @@ class Downloader:
         for _ in range(self.max_passes):
             transfer = _Transfer(remote, Sidecar.load(final), final)
             self._forget_unknown_partial(part, transfer, label)
-            pipe = _Pipeline(part, with_md5)
+            plan = self._ranged_plan(transfer, part, fresh_url, label)
+            if plan is None:
+                self._as_plain_prefix(part, transfer)
+            pipe = _Pipeline(None if plan else part, with_md5)
             try:
-                if offset := self._rehash(part, pipe):
-                    log.info("%s: resuming from %d bytes already in staging", label, offset)
-                resumed_from = self._fetch_with_retries(fresh_url, transfer, pipe, label)
-                size = pipe.sync(durable=True)
+                if plan is not None:
+                    resumed_from = RangedFetch(self, transfer, plan, part, fresh_url, label).run(pipe)
+                else:
+                    if offset := self._rehash(part, pipe):
+                        log.info("%s: resuming from %d bytes already in staging", label, offset)
+                    resumed_from = self._fetch_with_retries(fresh_url, transfer, pipe, label)
+                pipe.sync(durable=True)
+                size = part.stat().st_size
                 problem = self._mismatch(size, transfer, pipe)
+            except VersionChanged as exc:
+                pipe.close()
+                part.unlink(missing_ok=True)
+                transfer.forget()
+                remote = transfer.remote
+                log.warning("%s: %s; starting the whole file over from byte 0", label, exc)
+                continue
             except FatalDownloadError:
                 pipe.close()
                 part.unlink(missing_ok=True)
@@ -447,6 +479,66 @@ class Downloader:
             log.warning("%s: partial file in staging has no record of its version; starting from byte 0", label)
         part.unlink()
         transfer.forget()
+
+    def _ranged_plan(
+        self, transfer: _Transfer, part: Path, fresh_url: Callable[[], RemoteFile], label: str
+    ) -> RangedPlan | None:
+        """Ranges for a big file from a server that honours them (a 206 to a one-byte probe) and names its
+        version (a validator for ``If-Range``); None: one stream. Reconciles what is staged with the answer."""
+        total = transfer.total
+        if self.connections <= 1 or total is None or total < self.parallel_threshold:
+            return None
+        answer = self._probe(transfer, fresh_url, label)
+        if answer is None:
+            return None
+        validator, total = answer
+        if total < self.parallel_threshold:
+            return None
+        known = transfer.sidecar
+        if known is not None and part.exists() and not _changes(known, validator, total) and known.validator:
+            prefix = known.prefix if known.piece_size else part.stat().st_size
+            done = set(known.done or ()) if known.piece_size == self.piece_size else set()
+            done |= set(range(prefix // self.piece_size))
+        else:
+            if part.exists():
+                log.warning("%s: staged bytes are of another version of the file; starting over", label)
+                part.unlink()
+            done = set()
+        transfer.sidecar = Sidecar(validator, total, piece_size=self.piece_size, done=sorted(done))
+        transfer.sidecar.save(transfer.final)
+        return RangedPlan(self.connections, self.piece_size, validator, total)
+
+    def _probe(self, transfer: _Transfer, fresh_url: Callable[[], RemoteFile], label: str) -> tuple[str, int] | None:
+        """``(validator, total)`` from a ``Range: bytes=0-0`` GET, or None when ranges are not for this server."""
+        headers = {"User-Agent": USER_AGENT, "Accept-Encoding": "identity", "Range": "bytes=0-0"}
+        for _ in range(2):  # an expired URL is refreshed once here; the single stream handles the rest
+            try:
+                with requests.get(transfer.remote.url, headers=headers, stream=True, timeout=self.timeout,
+                                  verify=self.verify_tls) as resp:
+                    status, validator, total = resp.status_code, _validator(resp), _total(resp)
+                    content_range = resp.headers.get("Content-Range", "")
+            except requests.RequestException:
+                return None
+            if status in _EXPIRED:
+                transfer.remote = self._checked(fresh_url())
+                continue
+            if status == 206 and content_range.startswith("bytes 0-0/") and total and validator:
+                return validator, total
+            log.info("%s: server answered a range probe with HTTP %d; one stream", label, status)
+            return None
+        return None
+
+    @staticmethod
+    def _as_plain_prefix(part: Path, transfer: _Transfer) -> None:
+        """A ranged partial fetched on as one stream keeps only its finished leading pieces."""
+        sidecar = transfer.sidecar
+        if sidecar is None or sidecar.piece_size is None:
+            return
+        if part.exists():
+            with open(part, "r+b") as f:
+                f.truncate(sidecar.prefix)
+        sidecar.piece_size = sidecar.done = None
+        sidecar.save(transfer.final)
 
     def _finish(
         self, part: Path, final: Path, transfer: _Transfer, pipe: _Pipeline, started: float, resumed_from: int,

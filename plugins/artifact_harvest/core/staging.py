@@ -5,7 +5,8 @@
   flock is released by the kernel when the holder dies, so a killed worker never leaves a stale lock.
 - ``Sidecar``: ``<name>.meta.json`` keeps the first response's validator (ETag, else Last-Modified) and total
   length, so a resume can ask ``If-Range`` for that exact version; once the file is complete it also keeps the
-  digests it was verified with, so a file reused from staging is re-verified against them.
+  digests it was verified with, so a file reused from staging is re-verified against them. A file fetched in
+  ranges also lists its finished pieces there (the control file of ``core.ranged``).
 """
 
 from __future__ import annotations
@@ -87,6 +88,18 @@ class Sidecar:
     total: int | None
     sha256: str | None = None  # set once the file is complete and verified
     md5: str | None = None
+    piece_size: int | None = None  # set when the file is fetched in ranges (a preallocated .part)
+    done: list[int] | None = None  # indices of the pieces on disk (fsynced before they are listed)
+
+    @property
+    def prefix(self) -> int:
+        """Bytes from 0 known to be on disk: all of a plain partial, the finished leading pieces of a ranged one."""
+        if self.piece_size is None:
+            return -1  # a plain partial: its length is what is on disk
+        done, count = set(self.done or ()), 0
+        while count in done:
+            count += 1
+        return min(count * self.piece_size, self.total or 0)
 
     @staticmethod
     def path_for(final: Path) -> Path:
@@ -97,7 +110,7 @@ class Sidecar:
         """None when missing or unreadable (a torn write): the staged bytes then count as unknown."""
         try:
             data = json.loads(cls.path_for(final).read_text())
-            return cls(**{k: data.get(k) for k in ("validator", "total", "sha256", "md5")})
+            return cls(**{k: data.get(k) for k in ("validator", "total", "sha256", "md5", "piece_size", "done")})
         except (OSError, ValueError, TypeError):
             return None
 
