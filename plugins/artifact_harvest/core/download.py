@@ -511,21 +511,23 @@ class Downloader:
     def _probe(self, transfer: _Transfer, fresh_url: Callable[[], RemoteFile], label: str) -> tuple[str, int] | None:
         """``(validator, total)`` from a ``Range: bytes=0-0`` GET, or None when ranges are not for this server."""
         headers = {"User-Agent": USER_AGENT, "Accept-Encoding": "identity", "Range": "bytes=0-0"}
-        for _ in range(2):  # an expired URL is refreshed once here; the single stream handles the rest
-            try:
-                with requests.get(transfer.remote.url, headers=headers, stream=True, timeout=self.timeout,
-                                  verify=self.verify_tls) as resp:
-                    status, validator, total = resp.status_code, _validator(resp), _total(resp)
-                    content_range = resp.headers.get("Content-Range", "")
-            except requests.RequestException:
+        with requests.Session() as session:
+            session.trust_env = False  # as every other request of the downloader: no proxy from the environment
+            for _ in range(2):  # an expired URL is refreshed once here; the single stream handles the rest
+                try:
+                    with session.get(transfer.remote.url, headers=headers, stream=True, timeout=self.timeout,
+                                     verify=self.verify_tls) as resp:
+                        status, validator, total = resp.status_code, _validator(resp), _total(resp)
+                        content_range = resp.headers.get("Content-Range", "")
+                except requests.RequestException:
+                    return None
+                if status in _EXPIRED:
+                    transfer.remote = self._checked(fresh_url())
+                    continue
+                if status == 206 and content_range.startswith("bytes 0-0/") and total and validator:
+                    return validator, total
+                log.info("%s: server answered a range probe with HTTP %d; one stream", label, status)
                 return None
-            if status in _EXPIRED:
-                transfer.remote = self._checked(fresh_url())
-                continue
-            if status == 206 and content_range.startswith("bytes 0-0/") and total and validator:
-                return validator, total
-            log.info("%s: server answered a range probe with HTTP %d; one stream", label, status)
-            return None
         return None
 
     @staticmethod

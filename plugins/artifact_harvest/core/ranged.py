@@ -100,7 +100,7 @@ class RangedFetch:
             for worker in workers:
                 worker.join()
             os.fsync(fd)
-            self._save(list(self._done))
+            self._save(list(self._done))  # every worker has ended: no one adds to it now
             if self._error is not None:
                 raise self._error
             return resumed_from
@@ -133,7 +133,8 @@ class RangedFetch:
             self._hash_until(fd, pipe, self._prefix())
             now = time.monotonic()
             if now - last_save >= 1.0:
-                snapshot = list(self._done)
+                with self._cond:
+                    snapshot = list(self._done)
                 os.fdatasync(fd)
                 self._save(snapshot)
                 last_save = now
