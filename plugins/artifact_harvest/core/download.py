@@ -44,7 +44,7 @@ import urllib3
 
 from artifact_harvest.core.errors import FatalProviderError, ProviderError
 from artifact_harvest.core.ranged import RangedFetch, RangedPlan, VersionChanged
-from artifact_harvest.core.staging import Sidecar, fsync_dir, key_lock
+from artifact_harvest.core.staging import BackgroundSync, Sidecar, fsync_dir, key_lock
 from artifact_harvest.core.http import (
     USER_AGENT,
     Redactor,
@@ -61,6 +61,7 @@ _MAX_SEGMENT = 200  # leaves room for ".part" / temp suffixes under the usual 25
 _UNSAFE = re.compile(r"[^\w.\-+=@,() ]")
 _EXPIRED = (403, 410)
 _REQUEST_ID_HEADERS = ("x-request-id", "x-oss-request-id", "x-amz-request-id", "x-bce-request-id")
+_WRITEBACK_EVERY = 64 << 20  # start an fdatasync in the background after this many new bytes
 _BARE_QUERY = re.compile(r"(/[^\s?'\"]*)\?[^\s'\"()]+")  # urllib3 writes "url: /path?query" without a scheme
 
 
@@ -168,6 +169,8 @@ class _Pipeline:
     def __init__(self, part: Path | None, with_md5: bool) -> None:
         self._file = open(part, "ab") if part is not None else None  # noqa: SIM115 - closed in close()
         self.written = self._file.tell() if self._file else 0
+        self._writeback = BackgroundSync(self._file.fileno()) if self._file else None
+        self._synced = self.written
         *self._inline, self._threaded = ("sha256", "md5") if with_md5 else ("sha256",)
         self._hashes = self._new_hashes()
         self._error: BaseException | None = None
@@ -196,6 +199,8 @@ class _Pipeline:
         if to_file and self._file is not None:
             self._file.write(chunk)
             self.written += len(chunk)
+            if self.written - self._synced >= _WRITEBACK_EVERY and self._writeback.kick():
+                self._synced = self.written
         self._queue.put(chunk)
         for name in self._inline:
             self._hashes[name].update(chunk)
@@ -206,6 +211,7 @@ class _Pipeline:
         if self._file is not None and not self._file.closed:
             self._file.flush()
             if durable:
+                self._writeback.wait()
                 os.fsync(self._file.fileno())
         if self._error is not None:
             raise self._error
@@ -227,6 +233,10 @@ class _Pipeline:
         self._queue.put(None)
         self._thread.join()
         if self._file is not None:
+            try:
+                self._writeback.wait()
+            except OSError:
+                pass  # the file is being abandoned or was fsynced already; its fd must not close under the sync
             self._file.close()
 
 

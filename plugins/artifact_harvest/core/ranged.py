@@ -7,7 +7,7 @@ Why this shape:
   reading it back from page cache. Workers never start a piece more than ``window`` bytes past the hashed
   prefix, so the pages are still cached when read, and nothing out of order is buffered in memory.
 - The sidecar (``core.staging.Sidecar``) doubles as the control file: the finished pieces are listed there,
-  after an fdatasync of the data, about once a second. A killed worker loses at most the pieces in flight;
+  after an fdatasync of the data (in the background), about once a second. A killed worker loses at most the pieces in flight;
   the retry re-hashes the finished prefix and fetches only what is missing.
 - Every range request carries ``If-Range`` with the first ETag; a piece answered with another ETag or total,
   or a 200, means another version: ``VersionChanged`` restarts the whole file (never a splice).
@@ -31,7 +31,7 @@ import requests
 import urllib3
 
 from artifact_harvest.core.http import USER_AGENT, is_transient_status, parse_retry_after, redact_url
-from artifact_harvest.core.staging import Sidecar
+from artifact_harvest.core.staging import BackgroundSync, Sidecar
 
 if TYPE_CHECKING:  # download.py imports this module; the types only
     from artifact_harvest.core.download import Downloader, RemoteFile, _Pipeline, _Transfer
@@ -85,6 +85,7 @@ class RangedFetch:
         plan, sidecar = self.plan, self.transfer.sidecar
         assert sidecar is not None and sidecar.piece_size == plan.piece_size
         fd = os.open(self.part, os.O_RDWR | os.O_CREAT, 0o644)
+        self._writeback = BackgroundSync(fd)
         try:
             self._allocate(fd)
             resumed_from = sidecar.prefix
@@ -99,6 +100,7 @@ class RangedFetch:
             self._follow(fd, pipe, workers)
             for worker in workers:
                 worker.join()
+            self._writeback.wait()
             os.fsync(fd)
             self._save(list(self._done))  # every worker has ended: no one adds to it now
             if self._error is not None:
@@ -109,6 +111,10 @@ class RangedFetch:
                 if self._error is None:
                     self._error = _Stop()
                 self._cond.notify_all()
+            try:
+                self._writeback.wait()
+            except OSError:
+                pass  # an error is on its way up already
             os.close(fd)
 
     def _allocate(self, fd: int) -> None:
@@ -135,9 +141,8 @@ class RangedFetch:
             if now - last_save >= 1.0:
                 with self._cond:
                     snapshot = list(self._done)
-                os.fdatasync(fd)
-                self._save(snapshot)
-                last_save = now
+                if self._writeback.kick(lambda done=snapshot: self._save(done)):  # durable first, then listed
+                    last_save = now
             interval = self.dl.progress_interval
             if interval > 0 and now - last_log >= interval:
                 last_log = now

@@ -15,8 +15,9 @@ import fcntl
 import json
 import logging
 import os
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -41,6 +42,39 @@ def fsync_dir(folder: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+class BackgroundSync:
+    """fdatasync off the hot path, at most one in flight, so writeback overlaps the download instead of all of
+    it waiting for the final fsync; ``then`` runs once it is done (e.g. list the pieces it made durable)."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+
+    def kick(self, then: Callable[[], None] | None = None) -> bool:
+        """Start one unless one is running; True if started."""
+        if self._thread is not None and self._thread.is_alive():
+            return False
+        self._thread = threading.Thread(target=self._run, args=(then,), name="staging-fdatasync", daemon=True)
+        self._thread.start()
+        return True
+
+    def _run(self, then: Callable[[], None] | None) -> None:
+        try:
+            os.fdatasync(self.fd)
+            if then is not None:
+                then()
+        except BaseException as exc:  # re-raised by wait() in the owning thread
+            self._error = exc
+
+    def wait(self) -> None:
+        if self._thread is not None:
+            self._thread.join()
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
 
 
 @contextmanager
