@@ -141,7 +141,8 @@ def report(server: str, runs: dict[str, list[tuple[float, float]]], size: int, a
     spread = {name: (size / max(r[0] for r in rs) / 1e6, best[name]) for name, rs in runs.items()}
     curl = best["curl -o file (one flow)"]
     aria = best.get("aria2c -x16 -s16 -k1M")
-    print(f"\n{server}: {size / 2**20:.0f} MiB, {args.rate / 1e6:.0f} MB/s per connection, best of {args.repeat}")
+    cap = f"{args.rate / 1e6:.0f} MB/s per connection" if args.rate else "no cap"
+    print(f"\n{server}: {size / 2**20:.0f} MiB, {cap}, best of {args.repeat} (spread: worst-best)")
     header = f"{'client':<36} {'MB/s':>7} {'spread':>11} {'x curl':>7} {'x aria2c':>9} {'peak RSS MB':>12}"
     print(header)
     print("-" * len(header))

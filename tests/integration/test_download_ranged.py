@@ -106,7 +106,7 @@ def test_server_ignoring_ranges_falls_back_to_one_stream(emu, blob, parallel):
     assert sha256_of(got.path) == blob["sha256"] == got.sha256
 
 
-def test_url_expiring_during_a_parallel_download_is_refreshed_once_for_all(emu, blob, parallel):
+def test_url_expiring_during_a_parallel_download_is_refreshed_once_for_all(emu, blob, parallel, staging_dir, caplog):
     twin = emu.control.create_blob(SIZE, filename="model.bin", seed=blob["seed"])  # same bytes, new URL
     emu.control.add_fault(route(blob), kind="expire", range=NOT_THE_PROBE, times=-1)
     urls = iter([remote(blob), remote(twin)])
@@ -115,6 +115,11 @@ def test_url_expiring_during_a_parallel_download_is_refreshed_once_for_all(emu, 
     got = parallel.download(lambda: asked.append(1) or next(urls), key="job-1")
 
     assert len(asked) == 2  # one refresh, whatever the number of connections that saw the 403
+    assert "asking the provider for a fresh URL (for all connections)" in caplog.text
+    for url in (blob["url"], twin["url"]):  # signed queries stay out of logs and the control file
+        signature = url.split("Signature=", 1)[1]
+        assert signature not in caplog.text
+        assert signature not in Sidecar.path_for(got.path).read_text()
     assert sum(1 for c in emu.control.requests(path=route(blob)) if c["status"] == 403) >= 1
     assert sha256_of(got.path) == blob["sha256"] == got.sha256
 
@@ -158,3 +163,21 @@ def test_a_killed_download_resumes_with_only_the_missing_pieces(emu, blob, paral
     assert again and not again & finished  # nothing finished was fetched twice
     assert again | finished >= set(range(-(-SIZE // PIECE)))
     assert sha256_of(got.path) == blob["sha256"] == got.sha256
+
+
+def test_disk_check_covers_the_whole_file_before_any_piece(emu, blob, parallel, staging_dir, monkeypatch):
+    import shutil
+    from collections import namedtuple
+
+    from artifact_harvest.core.download import InsufficientDiskSpace
+    from artifact_harvest.core.errors import FatalProviderError
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10 * SIZE, 9 * SIZE, SIZE - 1))
+
+    with pytest.raises(InsufficientDiskSpace, match=f"{SIZE - 1} bytes free but {SIZE} more are needed") as info:
+        parallel.download(lambda: remote(blob), key="job-1")
+
+    assert not isinstance(info.value, FatalProviderError)
+    assert ranges(emu, blob) == ["bytes=0-0"]  # the probe, then refused before any piece or allocation
+    assert [p for p in staging_dir.rglob("*") if p.is_file()] == []
