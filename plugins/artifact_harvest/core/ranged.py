@@ -81,18 +81,18 @@ class RangedFetch:
 
     # -- the calling thread: allocate, hash the prefix, keep the control file, report progress ------------
     def run(self, pipe: _Pipeline) -> int:
-        """Returns the offset the fetch resumed from (0 for a fresh file)."""
+        """Returns how many bytes earlier runs had fetched (0: every byte came from this one, a clean pass)."""
         plan, sidecar = self.plan, self.transfer.sidecar
         assert sidecar is not None and sidecar.piece_size == plan.piece_size
         fd = os.open(self.part, os.O_RDWR | os.O_CREAT, 0o644)
         self._writeback = BackgroundSync(fd)
         try:
             self._allocate(fd)
-            resumed_from = sidecar.prefix
-            self._hash_until(fd, pipe, resumed_from)
-            if resumed_from or self._done:
+            self._hash_until(fd, pipe, sidecar.prefix)
+            resumed_from = min(len(self._done) * plan.piece_size, plan.total)
+            if self._done:
                 log.info("%s: resuming: %d of %d pieces already in staging, %d bytes re-hashed",
-                         self.label, len(self._done), self.pieces, resumed_from)
+                         self.label, len(self._done), self.pieces, sidecar.prefix)
             workers = [threading.Thread(target=self._worker, args=(i, fd), name=f"range-{i}", daemon=True)
                        for i in range(min(plan.connections, len(self._todo)))]
             for worker in workers:
