@@ -9,7 +9,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from artifact_harvest.qianfan.hook import QianfanHook
@@ -18,8 +17,8 @@ from scripts.airflow_home import project_airflow_env
 
 TESTS = Path(__file__).resolve().parents[1]
 MODEL = "amv-twoworkers"
-SIZE = 12 << 20
-RATE = 1 << 20  # per connection: the download takes ~12 s, so the second run arrives while the first fetches
+SIZE = 8 << 20
+RATE = 1 << 20  # per connection: the download takes ~8 s, so the second run arrives while the first fetches
 
 RUN = """
 import json, sys
@@ -30,15 +29,19 @@ print("RESULT " + json.dumps({{"state": run.state, "tasks": task_states(run)}}))
 """
 
 
-def start_run(airflow_db: Path, home: Path) -> subprocess.Popen:
-    """``dag.test()`` in a process of its own, on a copy of the migrated SQLite DB (its own metadata)."""
+def start_run(airflow_db: Path, home: Path) -> tuple[subprocess.Popen, Path]:
+    """``dag.test()`` in a process of its own, on a copy of the migrated SQLite DB (its own metadata).
+
+    Its output goes to a file: a pipe nobody reads yet would block a run that holds the lock, and the other
+    would wait for that lock forever."""
     env = {**os.environ, **project_airflow_env(home)}
     shutil.copy(airflow_db / "airflow.db", home / "airflow.db")
     env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{home}/airflow.db"
     conf = {"model_version_id": MODEL, "poll_interval": 0.05, "timeout": 120}
     code = RUN.format(tests=str(TESTS), conf=conf)
-    return subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    output = home / "output.log"
+    with open(output, "w") as out:
+        return subprocess.Popen([sys.executable, "-c", code], env=env, stdout=out, stderr=subprocess.STDOUT), output
 
 
 def test_two_concurrent_runs_of_one_export_leave_one_verified_copy(
@@ -49,10 +52,9 @@ def test_two_concurrent_runs_of_one_export_leave_one_verified_copy(
     emu.control.configure(per_connection_rate=RATE)
 
     runs = [start_run(airflow_db, tmp_path / f"worker-{i}") for i in (1, 2)]
-    outputs = []
-    for run in runs:
-        out, _ = run.communicate(timeout=300)
-        outputs.append(out)
+    for run, _ in runs:
+        run.wait(timeout=240)
+    outputs = [output.read_text() for _, output in runs]
 
     results = [json.loads(line.split("RESULT ", 1)[1]) for out in outputs for line in out.splitlines()
                if line.startswith("RESULT ")]
