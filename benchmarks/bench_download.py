@@ -211,6 +211,14 @@ def main() -> int:
             finally:
                 shutil.rmtree(staging)
 
+        def ranged(expected_md5: str) -> tuple[float, float]:
+            """The parallel ranged fetch (opt-in: ``download_connections``) on the same uncapped loopback."""
+            os.environ["AIRFLOW__ARTIFACT_HARVEST__DOWNLOAD_CONNECTIONS"] = "8"
+            try:
+                return in_staging("ours", expected_md5)
+            finally:
+                del os.environ["AIRFLOW__ARTIFACT_HARVEST__DOWNLOAD_CONNECTIONS"]
+
         workloads = {
             "curl -o /dev/null": lambda: _measure("curl", "0", "", url, "/dev/null"),
             "curl -o file": lambda: _measure("curl", warm, str(work), url, _removed(file_copy)),
@@ -218,6 +226,8 @@ def main() -> int:
             "sha256 alone (page cache)": lambda: _measure("sha256", "0", "", file_copy),
             "Downloader md5+sha256": lambda: in_staging("ours", md5),
             "Downloader sha256 only": lambda: in_staging("ours", ""),
+            "md5+sha256, 8 ranges": lambda: ranged(md5),
+            "sha256 only, 8 ranges": lambda: ranged(""),
         }
         if args.before:
             before = work / "download_before.py"
