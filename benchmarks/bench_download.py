@@ -4,6 +4,8 @@ The emulator runs in its own process (``python -m harvest_emulator``) so its CPU
 client. Each measurement runs in a fresh child process; its peak RSS comes from ``os.wait4``.
 
 Targets (DESIGN.md): with md5, >= 0.8 x min(curl, md5 alone); sha256 only, >= 0.75 x curl; RSS flat in size.
+The Downloader rows run it as ``download_and_archive`` does: under the key lock, with the sidecar and the fsync
+before the rename. ``--before main`` adds rows for an older revision's Downloader, in the same rounds.
 "curl" is ``curl -o <file>`` of the same URL (the issue's wording, and the same work: network plus a disk
 write); ``curl -o /dev/null`` is printed too, as the loopback ceiling with no disk involved.
 
@@ -56,11 +58,30 @@ def _peak_rss_mb() -> float:
         return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) / 1024
 
 
-def _ours(url: str, size: int, md5: str | None, staging: str) -> None:
-    from artifact_harvest.core.download import Downloader, RemoteFile
+def _ours(url: str, size: int, md5: str | None, staging: str, module: str = "") -> None:
+    """The Downloader as download_and_archive runs it (under the key lock), or ``module``'s (an older one)."""
+    from artifact_harvest.core.download import RemoteFile
+
+    if module:
+        downloader = _load(module).Downloader(Path(staging), progress_interval=0)
+        downloader.download(lambda: RemoteFile(url, "blob.bin", size, md5), key="bench")
+        return
+    from artifact_harvest.core.download import Downloader
 
     downloader = Downloader(Path(staging), progress_interval=0)
-    downloader.download(lambda: RemoteFile(url, "blob.bin", size, md5), key="bench")
+    with downloader.key_lock("bench"):
+        downloader.download(lambda: RemoteFile(url, "blob.bin", size, md5), key="bench")
+
+
+def _load(path: str):
+    """download.py of another revision, imported beside today's core (``--before``)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("download_before", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
 
 
 def _naive(url: str, size: int, md5: str | None, staging: str) -> None:
@@ -88,10 +109,20 @@ def _curl(url: str, target: str) -> float:
     return usage.ru_maxrss / 1024
 
 
+def _aria2c(url: str, directory: str) -> float:
+    """aria2c's peak RSS (MB); 16 connections, 1 MiB pieces (the issue's anchor)."""
+    proc = subprocess.Popen(["aria2c", "-q", "-x16", "-s16", "-k1M", "--allow-overwrite=true",
+                             "--auto-file-renaming=false", "-d", directory, "-o", "blob.bin", url])
+    _, status, usage = os.wait4(proc.pid, 0)
+    if os.waitstatus_to_exitcode(status):
+        raise RuntimeError(f"aria2c exited {os.waitstatus_to_exitcode(status)}")
+    return usage.ru_maxrss / 1024
+
+
 def _child(argv: list[str]) -> None:
     """One measurement; imports and the memory warm-up happen before the clock starts (the RSS counts imports)."""
     mode, warm_bytes, warm_dir, *args = argv
-    if mode != "curl":  # curl's RSS is counted from its exec, which records this process's RSS: keep it small
+    if mode not in ("curl", "aria2c"):  # curl's RSS is counted from its exec, which records this process's RSS: keep it small
         import requests  # noqa: F401
         from artifact_harvest.core import download  # noqa: F401
 
@@ -103,9 +134,14 @@ def _child(argv: list[str]) -> None:
         pass
     elif mode == "curl":
         rss = _curl(*args)
-    elif mode in ("ours", "naive"):
+    elif mode == "aria2c":
+        rss = _aria2c(*args)
+    elif mode == "ours":
+        url, size, md5, staging, *module = args
+        _ours(url, int(size), md5 or None, staging, *module)
+    elif mode == "naive":
         url, size, md5, staging = args
-        (_ours if mode == "ours" else _naive)(url, int(size), md5 or None, staging)
+        _naive(url, int(size), md5 or None, staging)
     else:
         _hash_alone(mode, args[0])
     seconds = time.perf_counter() - started
@@ -153,6 +189,8 @@ def main() -> int:
     parser.add_argument("--skip-naive", action="store_true", help="skip the naive client (needs RAM = 3x size)")
     parser.add_argument("--staging", default=None, help="where files are written (default: the system temp dir)")
     parser.add_argument("--cold", action="store_true", help="skip the memory warm-up (see the module docstring)")
+    parser.add_argument("--before", metavar="REV", default=None,
+                        help="also run the Downloader of git revision REV (e.g. main): what a change costs")
     args = parser.parse_args()
 
     from harvest_emulator.control import EmulatorControl
@@ -166,12 +204,20 @@ def main() -> int:
         warm = "0" if args.cold else size
         file_copy = str(work / "curl.bin")
 
-        def in_staging(mode: str, expected_md5: str, factor: int = 1) -> tuple[float, float]:
+        def in_staging(mode: str, expected_md5: str, factor: int = 1, *extra: str) -> tuple[float, float]:
             staging = tempfile.mkdtemp(dir=work)
             try:
-                return _measure(mode, str(factor * int(warm)), staging, url, size, expected_md5, staging)
+                return _measure(mode, str(factor * int(warm)), staging, url, size, expected_md5, staging, *extra)
             finally:
                 shutil.rmtree(staging)
+
+        def ranged(expected_md5: str) -> tuple[float, float]:
+            """The parallel ranged fetch (opt-in: ``download_connections``) on the same uncapped loopback."""
+            os.environ["AIRFLOW__ARTIFACT_HARVEST__DOWNLOAD_CONNECTIONS"] = "8"
+            try:
+                return in_staging("ours", expected_md5)
+            finally:
+                del os.environ["AIRFLOW__ARTIFACT_HARVEST__DOWNLOAD_CONNECTIONS"]
 
         workloads = {
             "curl -o /dev/null": lambda: _measure("curl", "0", "", url, "/dev/null"),
@@ -180,7 +226,16 @@ def main() -> int:
             "sha256 alone (page cache)": lambda: _measure("sha256", "0", "", file_copy),
             "Downloader md5+sha256": lambda: in_staging("ours", md5),
             "Downloader sha256 only": lambda: in_staging("ours", ""),
+            "md5+sha256, 8 ranges": lambda: ranged(md5),
+            "sha256 only, 8 ranges": lambda: ranged(""),
         }
+        if args.before:
+            before = work / "download_before.py"
+            before.write_bytes(subprocess.run(
+                ["git", "-C", str(ROOT), "show", f"{args.before}:plugins/artifact_harvest/core/download.py"],
+                check=True, stdout=subprocess.PIPE).stdout)
+            workloads[f"md5+sha256 @{args.before}"] = lambda: in_staging("ours", md5, 1, str(before))
+            workloads[f"sha256 only @{args.before}"] = lambda: in_staging("ours", "", 1, str(before))
         runs: dict[str, list[tuple[float, float]]] = {name: [] for name in workloads}
         for round_ in range(1, args.repeat + 1):
             for name, measure in workloads.items():

@@ -45,7 +45,9 @@ async def apply_faults(request: web.Request, handler: Handler) -> web.StreamResp
     """Status, envelope and hang faults before the handler runs; drop_answer after it ran."""
     if _is_control(request):
         return await handler(request)
-    fault = request.app[STATE].faults.take(request.path, request.method, MIDDLEWARE_KINDS, request.query_string)
+    fault = request.app[STATE].faults.take(
+        request.path, request.method, MIDDLEWARE_KINDS, request.query_string, request.headers
+    )
     if fault is None:
         return await handler(request)
     if fault["kind"] == "hang":

@@ -11,10 +11,12 @@ import hashlib
 import random
 import struct
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from email.utils import formatdate
 from functools import lru_cache
 
 BLOCK = 1 << 20
@@ -36,10 +38,26 @@ class Blob:
     _digests: dict[str, str] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
+    modified: float = field(default_factory=time.time)
+
     @property
     def etag(self) -> str:
-        """Stable identity tag, known without reading the body (a 2 GiB md5 would stall the first GET)."""
-        return '"' + hashlib.md5(f"{self.blob_id}:{self.size}:{self.seed}".encode()).hexdigest() + '"'
+        """Strong tag of the content (size and seed), known without reading the body (a 2 GiB md5 would stall
+        the first GET). Two blobs with the same seed and size hold the same bytes and share it."""
+        return '"' + hashlib.md5(f"{self.size}:{self.seed}".encode()).hexdigest() + '"'
+
+    @property
+    def last_modified(self) -> str:
+        return formatdate(self.modified, usegmt=True)
+
+    def rebuild(self) -> None:
+        """New bytes, same size and URL (a provider regenerating the file): new seed, ETag and Last-Modified."""
+        with self._lock:
+            self.seed = (self.seed + 1) & (2**63 - 1)
+            if self.data is not None:
+                self.data = bytes(b ^ 0x5A for b in self.data)
+            self.modified = max(time.time(), self.modified + 1)
+            self._digests.clear()
 
     def iter_range(self, start: int = 0, end: int | None = None, chunk: int = BLOCK) -> Iterator[bytes | memoryview]:
         """Yield the bytes of ``[start, end)`` (end exclusive, default the size) in pieces of at most ``chunk``."""

@@ -57,5 +57,9 @@ class EmulatorControl:
             body["seed"] = seed
         return self._call("POST", "/blobs", json=body)
 
+    def blob(self, blob_id: str) -> dict[str, Any]:
+        """``{blob_id, size, filename, seed, etag, md5, sha256}`` of what the blob serves now."""
+        return self._call("GET", f"/blobs/{blob_id}")
+
     def jobs(self, provider: str) -> list[dict[str, Any]]:
         return self._call("GET", f"/jobs/{provider}")

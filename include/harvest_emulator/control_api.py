@@ -101,6 +101,16 @@ async def create_blob(request: web.Request) -> web.Response:
     }, status=201)
 
 
+async def get_blob(request: web.Request) -> web.Response:
+    """What a blob holds now (after any ``rebuild``): digests computed off the event loop."""
+    blob = request.app[STATE].blobs.get(request.match_info["blob_id"])
+    if blob is None:
+        raise web.HTTPNotFound(text="no such blob")
+    md5 = await asyncio.get_running_loop().run_in_executor(None, lambda: blob.md5)
+    return _json({"blob_id": blob.blob_id, "size": blob.size, "filename": blob.filename, "seed": blob.seed,
+                  "etag": blob.etag, "md5": md5, "sha256": blob.sha256})
+
+
 async def list_jobs(request: web.Request) -> web.Response:
     state = request.app[STATE]
     jobs = state.jobs.get(request.match_info["provider"], {})
@@ -120,4 +130,5 @@ def register(app: web.Application, state: EmulatorState) -> None:
     r.add_get(f"{PREFIX}/requests", list_requests)
     r.add_delete(f"{PREFIX}/requests", clear_requests)
     r.add_post(f"{PREFIX}/blobs", create_blob)
+    r.add_get(f"{PREFIX}/blobs/{{blob_id}}", get_blob)
     r.add_get(f"{PREFIX}/jobs/{{provider}}", list_jobs)

@@ -2,7 +2,8 @@
 
 A fault is a dict: ``route`` (regex searched in the request path, required), ``method`` (optional),
 ``query`` (optional regex searched in the query string, e.g. ``Action=Create``; middleware kinds only),
-``kind``, ``times`` (default 1, -1 = forever) and the kind's options:
+``range`` (optional regex searched in the request's Range header: one range's connection of a parallel
+download), ``kind``, ``times`` (default 1, -1 = forever) and the kind's options:
 
 Applied by the middleware, before the handler (any route except the control API):
 - ``status``: answer ``status`` (default 503), optional ``retry_after`` seconds header, optional JSON ``body``.
@@ -18,6 +19,8 @@ Applied by ``serving.serve_blob`` (signed blob route and providers' download rou
 - ``corrupt``: flip the byte at blob ``offset`` (default the middle; the first byte served if outside the
   range served), so the size is right and the checksum wrong.
 - ``ignore_range``: answer 200 with the full body even when Range was sent.
+- ``rebuild``: counted once per body served; after the ``times``-th one (whole or cut short) the file gets
+  new bytes, a new ETag and Last-Modified at the same URL and size (a provider regenerating the file).
 
 Each application decrements ``times``; exhausted faults disappear but stay counted in ``applied``.
 """
@@ -30,7 +33,7 @@ import threading
 from typing import Any
 
 MIDDLEWARE_KINDS = ("status", "envelope", "hang", "drop_answer")
-BLOB_KINDS = ("drop", "slow", "expire", "corrupt", "ignore_range")
+BLOB_KINDS = ("drop", "slow", "expire", "corrupt", "ignore_range", "rebuild")
 KINDS = MIDDLEWARE_KINDS + BLOB_KINDS
 
 
@@ -56,9 +59,12 @@ class FaultPlan:
             self._faults.append(fault)
         return fault["id"]
 
-    def take(self, path: str, method: str, kinds: tuple[str, ...] | str, query: str = "") -> dict[str, Any] | None:
+    def take(
+        self, path: str, method: str, kinds: tuple[str, ...] | str, query: str = "", headers: Any = None
+    ) -> dict[str, Any] | None:
         """Consume one application of the first matching fault of one of ``kinds``, or None."""
         kinds = (kinds,) if isinstance(kinds, str) else kinds
+        range_header = (headers or {}).get("Range") or ""
         with self._lock:
             for fault in self._faults:
                 if fault["kind"] not in kinds or not re.search(fault["route"], path):
@@ -66,6 +72,8 @@ class FaultPlan:
                 if fault.get("method") and fault["method"].upper() != method.upper():
                     continue
                 if fault.get("query") and not re.search(fault["query"], query):
+                    continue
+                if fault.get("range") and not re.search(fault["range"], range_header):
                     continue
                 if fault["times"] > 0:
                     fault["times"] -= 1

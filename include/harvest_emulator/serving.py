@@ -46,15 +46,31 @@ def _parse_range(header: str, size: int) -> tuple[int, int] | None:
     return start, min(int(last) + 1, size) if last else size
 
 
+def if_range_holds(header: str | None, blob: Blob) -> bool:
+    """RFC 9110 §13.1.5: the Range applies only if the validator still names this version. An entity tag
+    compares strongly (a weak one never matches); a date must equal Last-Modified exactly."""
+    if header is None:
+        return True
+    header = header.strip()
+    if header.startswith(("W/", '"')):
+        return header == blob.etag
+    return header == blob.last_modified
+
+
 async def serve_blob(request: web.Request, state: EmulatorState, blob: Blob) -> web.StreamResponse:
-    """Stream ``blob`` (GET or HEAD) with Range support, applying the blob fault kinds matching this request."""
-    kinds = BLOB_KINDS if request.method != "HEAD" else ("expire", "ignore_range")
-    faults = {kind: state.faults.take(request.path, request.method, kind) for kind in kinds}
+    """Stream ``blob`` (GET or HEAD) with Range and If-Range support, applying the matching blob faults.
+
+    Config ``per_connection_rate`` (bytes/s, 0 = off) caps every body like a CDN's per-flow limit.
+    """
+    kinds = tuple(k for k in BLOB_KINDS if k != "rebuild") if request.method != "HEAD" else ("expire", "ignore_range")
+    faults = {kind: state.faults.take(request.path, request.method, kind, headers=request.headers) for kind in kinds}
     if faults.get("expire"):
         return storage_error(403, "AccessDenied", "Request has expired")
     start, end = 0, blob.size
     header = request.headers.get("Range")
-    parsed = _parse_range(header, blob.size) if header and not faults.get("ignore_range") else None
+    if header and (faults.get("ignore_range") or not if_range_holds(request.headers.get("If-Range"), blob)):
+        header = None
+    parsed = _parse_range(header, blob.size) if header else None
     if parsed == (-1, -1):
         return web.Response(status=416, headers={"Content-Range": f"bytes */{blob.size}", "Accept-Ranges": "bytes"})
     if parsed:
@@ -64,12 +80,22 @@ async def serve_blob(request: web.Request, state: EmulatorState, blob: Blob) -> 
     response.content_length = end - start
     response.headers["Accept-Ranges"] = "bytes"
     response.headers["ETag"] = blob.etag
+    response.headers["Last-Modified"] = blob.last_modified
     if parsed:
         response.headers["Content-Range"] = f"bytes {start}-{end - 1}/{blob.size}"
     await response.prepare(request)
     if request.method != "HEAD":
-        if await _write_body(request, response, blob, start, end, faults):
-            await response.write_eof()
+        cap = float(state.config.get("per_connection_rate") or 0)
+        if cap and not faults.get("slow"):
+            faults["slow"] = {"rate": cap}
+        try:
+            if await _write_body(request, response, blob, start, end, faults):
+                await response.write_eof()
+        finally:
+            # "rebuild" with times=N: the N-th body served (whole or cut) is the last of this version
+            rebuild = state.faults.take(request.path, request.method, "rebuild", headers=request.headers)
+            if rebuild is not None and rebuild["times"] == 0:
+                blob.rebuild()
     return response
 
 

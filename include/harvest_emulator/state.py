@@ -17,7 +17,10 @@ from .blobs import BlobStore
 from .faults import FaultPlan
 from .jobs import Job
 
-DEFAULT_CONFIG: dict[str, Any] = {"stage_seconds": 2.0, "polls_per_stage": 0, "url_ttl_seconds": 3600}
+# per_connection_rate: bytes/s cap on every blob body (0 = off), like a CDN's per-flow limit
+DEFAULT_CONFIG: dict[str, Any] = {
+    "stage_seconds": 2.0, "polls_per_stage": 0, "url_ttl_seconds": 3600, "per_connection_rate": 0,
+}
 
 # One key per process: URLs signed before a restart stop working, like a rotated storage key.
 _SIGNING_KEY = secrets.token_bytes(32)

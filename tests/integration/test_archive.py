@@ -146,7 +146,7 @@ def test_download_and_archive_end_to_end(emu, archive_root, staging_dir):
     assert manifest["run_id"] == "manual__1" and manifest["source"] == {"file_id": 42}
     assert "Signature" not in json.dumps(manifest) and "?" not in json.dumps(manifest)
     assert context["outlet_events"][asset_for("minimax")].extra == manifest
-    assert all_files(staging_dir) == []
+    assert all_files(staging_dir) == ["file-42/.lock"]  # only the key's lock stays (removing it would race)
 
     again = {"run_id": "manual__2", "outlet_events": OutletEventAccessors()}
     assert download_and_archive("minimax", "file-42", fresh, {}, again) == manifest

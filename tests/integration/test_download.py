@@ -26,10 +26,12 @@ from artifact_harvest.core.download import (
 )
 from artifact_harvest.core.errors import FatalProviderError
 from artifact_harvest.core.http import RetryRule
+from artifact_harvest.core.staging import Sidecar
 
 SIZE = 3 * 1024 * 1024 + 123  # not a multiple of any chunk size
 SMALL_CHUNK = 64 * 1024  # so bytes received before a drop are kept (a read cut short is lost as a whole)
 FAST = RetryRule(attempts=5, base_delay=0.01, max_delay=0.5)
+STAGED = ["job-1/model.bin", "job-1/model.bin.meta.json"]  # the verified file and its sidecar
 
 
 def remote(blob: dict, *, with_md5: bool = True, **changes) -> RemoteFile:
@@ -54,11 +56,12 @@ def blob_requests(emu, blob: dict) -> list[dict]:
 
 
 def seed_partial(staging_dir: Path, blob: dict, key: str, nbytes: int) -> Path:
-    """What a killed worker leaves behind: the first ``nbytes`` of the file as ``.part``."""
-    body = requests.get(blob["url"], headers={"Range": f"bytes=0-{nbytes - 1}"}, timeout=10).content
+    """What a killed worker leaves behind: the first ``nbytes`` of the file as ``.part``, and its sidecar."""
+    resp = requests.get(blob["url"], headers={"Range": f"bytes=0-{nbytes - 1}"}, timeout=10)
     part = staging_dir / key / f"{blob['filename']}.part"
     part.parent.mkdir(parents=True)
-    part.write_bytes(body)
+    part.write_bytes(resp.content)
+    Sidecar(resp.headers["ETag"], blob["size"]).save(part.with_suffix(""))
     return part
 
 
@@ -78,7 +81,7 @@ def test_clean_download_verifies_size_md5_sha256(emu, blob, downloader, staging_
     assert got.path == staging_dir / "job-1" / "model.bin"
     assert (got.size, got.md5, got.sha256, got.resumed_from) == (SIZE, blob["md5"], blob["sha256"], 0)
     assert sha256_of(got.path) == blob["sha256"]
-    assert files_under(staging_dir) == ["job-1/model.bin"]
+    assert files_under(staging_dir) == STAGED
 
 
 def test_md5_only_computed_when_the_provider_gives_one(emu, blob, downloader):
@@ -96,7 +99,7 @@ def test_resume_after_drop_uses_range(emu, blob, downloader, staging_dir):
     assert calls[1]["headers"]["Range"] == f"bytes={got.resumed_from}-"
     assert 0 < got.resumed_from <= 1_000_000
     assert sha256_of(got.path) == blob["sha256"] == got.sha256
-    assert files_under(staging_dir) == ["job-1/model.bin"]
+    assert files_under(staging_dir) == STAGED
 
 
 def test_resume_from_partial_left_by_a_killed_worker(emu, blob, downloader, staging_dir):
@@ -106,7 +109,7 @@ def test_resume_from_partial_left_by_a_killed_worker(emu, blob, downloader, stag
 
     assert [c["headers"].get("Range") for c in blob_requests(emu, blob)][-1] == "bytes=1500000-"
     assert got.resumed_from == 1_500_000 and got.md5 == blob["md5"] and got.sha256 == blob["sha256"]
-    assert files_under(staging_dir) == ["job-1/model.bin"]
+    assert files_under(staging_dir) == STAGED
 
 
 def test_server_ignoring_range_restarts_from_zero(emu, blob, downloader, staging_dir):
@@ -183,7 +186,7 @@ def test_expired_url_mid_download_gets_a_fresh_one_and_resumes(emu, blob, stagin
     assert blob_requests(emu, blob)[-1]["status"] == 403
     assert blob_requests(emu, twin)[-1]["headers"]["Range"] == f"bytes={kept}-"
     assert got.resumed_from == kept and got.sha256 == blob["sha256"] and got.md5 == blob["md5"]
-    assert files_under(staging_dir) == ["job-1/model.bin"]
+    assert files_under(staging_dir) == STAGED
 
 
 def test_url_refreshes_are_bounded(emu, blob, staging_dir):
@@ -197,39 +200,99 @@ def test_url_refreshes_are_bounded(emu, blob, staging_dir):
 
 
 @pytest.mark.parametrize(
-    "fault, changes, problem, fatal",
+    "changes, problem",
     [
-        ("corrupt", {}, "md5", True),
-        (None, {"md5": "0" * 32}, "md5", True),
-        # a body shorter than announced looks like a dropped connection: resumed, then judged; retryable
-        (None, {"size": SIZE + 1}, "size", False),
-        (None, {"size": SIZE - 1}, "size", True),
+        ({"md5": "0" * 32}, "md5 [0-9a-f]{32}, the provider's md5 is 0{32}"),
+        ({"size": SIZE + 1}, f"size {SIZE} bytes, the provider announced {SIZE + 1}"),
+        ({"size": SIZE - 1}, f"size {SIZE} bytes, the provider announced {SIZE - 1}"),
     ],
-    ids=["corrupt-bytes", "wrong-expected-md5", "short-of-expected-size", "longer-than-expected-size"],
+    ids=["wrong-expected-md5", "short-of-expected-size", "longer-than-expected-size"],
 )
-def test_integrity_failure_leaves_nothing(emu, blob, downloader, staging_dir, fault, changes, problem, fatal):
-    if fault:
-        emu.control.add_fault(route(blob), kind=fault)
-
-    with pytest.raises(IntegrityError, match=problem) as info:
+def test_provider_disagreeing_twice_from_byte_0_is_fatal(emu, blob, downloader, staging_dir, changes, problem):
+    with pytest.raises(ProviderChecksumError, match=f"first pass {problem}; second pass {problem}") as info:
         downloader.download(lambda: remote(blob, **changes), key="job-1")
 
+    assert isinstance(info.value, FatalProviderError)  # the same bytes twice: a retry cannot help
+    assert [c["headers"].get("Range") for c in blob_requests(emu, blob)] == [None, None]  # two clean passes
     assert files_under(staging_dir) == []
-    # one clean pass from byte 0 disagreed with the provider: a retry would fetch the same bytes again
-    assert isinstance(info.value, ProviderChecksumError) is fatal
-    assert isinstance(info.value, FatalProviderError) is fatal
 
 
-def test_mismatch_after_a_resume_stays_retryable(emu, blob, downloader, staging_dir):
+def test_one_corrupted_body_is_fetched_once_more_and_archived_correctly(emu, blob, downloader, staging_dir):
+    emu.control.add_fault(route(blob), kind="corrupt")
+
+    got = downloader.download(lambda: remote(blob), key="job-1")
+
+    assert [c["headers"].get("Range") for c in blob_requests(emu, blob)] == [None, None]
+    assert (got.md5, got.sha256, got.resumed_from) == (blob["md5"], blob["sha256"], 0)
+    assert sha256_of(got.path) == blob["sha256"]
+    assert files_under(staging_dir) == STAGED
+
+
+def test_the_same_wrong_md5_twice_is_fatal_and_quotes_both_digests(emu, blob, downloader, staging_dir):
+    flipped = bytearray(requests.get(blob["url"], timeout=10).content)
+    flipped[SIZE // 2] ^= 0xFF
+    wrong = hashlib.md5(flipped).hexdigest()
+    emu.control.clear_requests()
+    emu.control.add_fault(route(blob), kind="corrupt", times=2)  # the same byte flipped on both passes
+
+    with pytest.raises(ProviderChecksumError) as info:
+        downloader.download(lambda: remote(blob), key="job-1")
+
+    message = str(info.value)
+    assert message.count(f"md5 {wrong}, the provider's md5 is {blob['md5']}") == 2
+    assert "first pass" in message and "second pass" in message
+    assert len(blob_requests(emu, blob)) == 2
+    assert files_under(staging_dir) == []
+
+
+def test_two_different_wrong_digests_stay_retryable(emu, blob, downloader, staging_dir):
+    emu.control.add_fault(route(blob), kind="corrupt", offset=100)
+    emu.control.add_fault(route(blob), kind="corrupt", offset=200)
+
+    with pytest.raises(IntegrityError, match="different wrong bytes") as info:
+        downloader.download(lambda: remote(blob), key="job-1")
+
+    assert not isinstance(info.value, FatalProviderError)  # the link corrupts; another try may get through
+    assert files_under(staging_dir) == []
+
+
+def test_mismatch_after_a_resume_restarts_clean_in_the_same_task(emu, blob, downloader, staging_dir):
     part = seed_partial(staging_dir, blob, "job-1", 1024 * 1024)
     part.write_bytes(b"\0" * part.stat().st_size)  # the partial bytes are not the provider's
 
-    with pytest.raises(IntegrityError, match="md5") as info:
-        downloader.download(lambda: remote(blob), key="job-1")
+    got = downloader.download(lambda: remote(blob), key="job-1")
 
-    assert not isinstance(info.value, FatalProviderError)  # the retry starts clean and may succeed
-    assert files_under(staging_dir) == []
-    assert downloader.download(lambda: remote(blob), key="job-1").md5 == blob["md5"]
+    assert [c["headers"].get("Range") for c in blob_requests(emu, blob)][-2:] == ["bytes=1048576-", None]
+    assert (got.md5, got.resumed_from) == (blob["md5"], 0)
+    assert sha256_of(got.path) == blob["sha256"]
+    assert files_under(staging_dir) == STAGED
+
+
+def test_file_rebuilt_under_a_resume_restarts_and_stages_the_new_file_whole(emu, blob, downloader, staging_dir):
+    """No md5 (FlightHub 2, MiniMax): only If-Range and the ETag can tell the two versions apart."""
+    old_etag = emu.control.blob(blob["blob_id"])["etag"]
+    emu.control.add_fault(route(blob), kind="drop", after_bytes=1_000_000)
+    emu.control.add_fault(route(blob), kind="rebuild")  # after the first (cut) body: new bytes, same URL
+
+    got = downloader.download(lambda: remote(blob, with_md5=False), key="job-1")
+
+    now = emu.control.blob(blob["blob_id"])
+    assert now["sha256"] != blob["sha256"] and now["etag"] != old_etag
+    first, resume = blob_requests(emu, blob)
+    assert resume["headers"]["If-Range"] == old_etag and resume["status"] == 200  # whole new file, no splice
+    assert got.resumed_from == 0 and got.sha256 == now["sha256"] == sha256_of(got.path)
+    assert files_under(staging_dir) == STAGED
+
+
+def test_resume_sends_if_range_with_the_first_etag(emu, blob, downloader):
+    emu.control.add_fault(route(blob), kind="drop", after_bytes=1_000_000)
+
+    got = downloader.download(lambda: remote(blob, with_md5=False), key="job-1")
+
+    first, resume = blob_requests(emu, blob)
+    assert "If-Range" not in first["headers"]
+    assert resume["headers"]["If-Range"] == emu.control.blob(blob["blob_id"])["etag"] and resume["status"] == 206
+    assert got.resumed_from > 0 and sha256_of(got.path) == blob["sha256"]
 
 
 @pytest.mark.parametrize("url", ["file:///etc/passwd", "ftp://example.com/a.bin", "/etc/passwd"])
@@ -239,15 +302,39 @@ def test_non_http_scheme_refused(staging_dir, url):
     assert files_under(staging_dir) == []
 
 
-def test_insufficient_disk_refused(emu, blob, downloader, staging_dir, monkeypatch):
+def fake_free(monkeypatch, free: int) -> None:
     usage = namedtuple("usage", "total used free")
-    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10 * SIZE, 10 * SIZE - 1000, 1000))
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10 * SIZE, 10 * SIZE - free, free))
 
-    with pytest.raises(InsufficientDiskSpace, match=f"{SIZE} more are needed"):
+
+def test_insufficient_disk_refused_retryably(emu, blob, downloader, staging_dir, monkeypatch):
+    fake_free(monkeypatch, 1000)
+
+    with pytest.raises(InsufficientDiskSpace, match=f"1000 bytes free but {SIZE} more are needed") as info:
         downloader.download(lambda: remote(blob), key="job-1")
 
+    assert not isinstance(info.value, FatalProviderError)
+    assert f"free at least {SIZE - 1000} bytes under {staging_dir}" in str(info.value)
     assert blob_requests(emu, blob) == []
     assert files_under(staging_dir) == []
+
+
+def test_too_little_disk_for_the_rest_keeps_the_partial_and_the_retry_resumes(
+    emu, blob, downloader, staging_dir, monkeypatch
+):
+    kept = 2_000_000
+    seed_partial(staging_dir, blob, "job-1", kept)
+    fake_free(monkeypatch, 5000)
+
+    with pytest.raises(InsufficientDiskSpace, match=f"{SIZE - kept} more are needed .*{kept} already staged") as info:
+        downloader.download(lambda: remote(blob, size=None, md5=None), key="job-1")  # total from the sidecar
+
+    assert not isinstance(info.value, FatalProviderError)
+    assert files_under(staging_dir) == ["job-1/model.bin.meta.json", "job-1/model.bin.part"]
+    assert (staging_dir / "job-1" / "model.bin.part").stat().st_size == kept
+    monkeypatch.undo()  # space freed
+    got = downloader.download(lambda: remote(blob), key="job-1")
+    assert got.resumed_from == kept and sha256_of(got.path) == blob["sha256"]
 
 
 class _FillsUp:
@@ -285,7 +372,7 @@ def test_disk_full_mid_download_keeps_the_partial_for_the_retry(emu, blob, downl
 
     assert (got.resumed_from, got.sha256, got.md5) == (room, blob["sha256"], blob["md5"])
     assert sha256_of(got.path) == blob["sha256"]
-    assert files_under(staging_dir) == ["job-1/model.bin"]
+    assert files_under(staging_dir) == STAGED
 
 
 def test_signed_query_never_in_logs_or_errors(emu, blob, downloader, caplog):
@@ -328,3 +415,38 @@ def test_finished_file_left_in_staging_is_verified_and_reused(emu, blob, downloa
 
     assert len(blob_requests(emu, blob)) == 1
     assert again.sha256 == first.sha256 and again.md5 == blob["md5"]
+
+
+def test_file_reused_from_staging_is_re_verified_against_its_sidecar(emu, blob, downloader, staging_dir):
+    """No md5 from the provider: the digests recorded at verification time vouch for a staged file."""
+    first = downloader.download(lambda: remote(blob, with_md5=False), key="job-1")
+    sidecar = Sidecar.path_for(first.path).read_text()
+    assert first.sha256 in sidecar and "Signature" not in sidecar and "Expires" not in sidecar
+    with open(first.path, "r+b") as f:  # the disk lost a write after the crash
+        f.seek(1000)
+        f.write(b"\0" * 10)
+
+    again = downloader.download(lambda: remote(blob, with_md5=False), key="job-1")
+
+    assert len(blob_requests(emu, blob)) == 2  # the damaged copy was not trusted
+    assert again.sha256 == blob["sha256"] == sha256_of(again.path)
+
+
+def test_staged_file_nothing_vouches_for_is_downloaded_again(emu, blob, downloader, staging_dir):
+    first = downloader.download(lambda: remote(blob, with_md5=False), key="job-1")
+    Sidecar.remove(first.path)  # e.g. a file left by an older version of the downloader
+
+    again = downloader.download(lambda: remote(blob, with_md5=False), key="job-1")
+
+    assert len(blob_requests(emu, blob)) == 2 and again.sha256 == blob["sha256"]
+    assert files_under(staging_dir) == STAGED
+
+
+def test_size_comes_from_the_server_when_the_provider_announces_none(emu, blob, downloader, staging_dir):
+    """FlightHub 2 and MiniMax give no size: Content-Length, then Content-Range's total, are checked."""
+    emu.control.add_fault(route(blob), kind="drop", after_bytes=1_000_000)
+
+    got = downloader.download(lambda: remote(blob, size=None, md5=None), key="job-1")
+
+    assert Sidecar.load(got.path).total == SIZE == got.size
+    assert got.resumed_from > 0 and sha256_of(got.path) == blob["sha256"]

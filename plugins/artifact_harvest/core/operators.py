@@ -47,22 +47,24 @@ def download_and_archive(
 ) -> dict:
     """The whole step for TaskFlow tasks and the operator alike; returns the manifest (no URL in it)."""
     archiver = Archiver(archive_root(), state=context.get("task_state_store"))  # an S3 upload resumes from it
-    if skip_if_archived and (existing := archiver.manifest(provider, artifact_key)) is not None:
-        log.info("[%s] %s is already archived at %s; skipping the download", provider, artifact_key, existing["path"])
-        _emit(provider, context, {**existing, "already_archived": True})
-        return existing
     downloader = Downloader(staging_dir(), provider=provider, verify_tls=verify_tls)
-    downloaded = downloader.download(fresh_url, key=artifact_key)
-    dag_id, run_id = _run_ids(context)
-    manifest = archiver.archive(
-        downloaded,
-        provider=provider,
-        artifact_key=artifact_key,
-        source=dict(source or {}),
-        dag_id=dag_id,
-        run_id=run_id,
-        extra=extra_fn(downloaded, context) if extra_fn else {},
-    )
+    with downloader.key_lock(artifact_key):  # one writer per key: a concurrent run waits, then finds the archive
+        if skip_if_archived and (existing := archiver.manifest(provider, artifact_key)) is not None:
+            log.info("[%s] %s is already archived at %s; skipping the download", provider, artifact_key, existing["path"])
+            _emit(provider, context, {**existing, "already_archived": True})
+            return existing
+        downloaded = downloader.download(fresh_url, key=artifact_key)
+        dag_id, run_id = _run_ids(context)
+        manifest = archiver.archive(
+            downloaded,
+            provider=provider,
+            artifact_key=artifact_key,
+            source=dict(source or {}),
+            dag_id=dag_id,
+            run_id=run_id,
+            extra=extra_fn(downloaded, context) if extra_fn else {},
+        )
+        downloader.release(downloaded)
     _emit(provider, context, manifest)
     return manifest
 
