@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 from airflow.sdk import BaseOperator, Context
 
 from artifact_harvest.core.archive import Archiver, archive_root, staging_dir
-from artifact_harvest.core.assets import asset_for
+from artifact_harvest.core.assets import ArtifactDetailLink, asset_for
 from artifact_harvest.core.download import DownloadedFile, Downloader, RemoteFile
 
 log = logging.getLogger(__name__)
@@ -76,6 +76,7 @@ class DownloadAndArchiveOperator(BaseOperator):
 
     provider: ClassVar[str] = ""
     template_fields = ("artifact_key", "source")
+    operator_extra_links = (ArtifactDetailLink(),)
 
     def __init__(
         self, *, artifact_key: str, source: dict | None = None, skip_if_archived: bool = True, **kwargs: Any
