@@ -159,6 +159,8 @@ def download(user: GetUserDep, provider: str, key: str) -> StreamingResponse:
     ascii_name = name.encode("ascii", "replace").decode().replace('"', "_").replace("?", "_")
     headers = {
         "Content-Length": str(size),
+        "Content-Encoding": "identity",  # the API server's GZip middleware would drop Content-Length
+
         "Content-Disposition": f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name)}",
         "X-Content-SHA256": str(stored.manifest.get("sha256", "")),
     }
