@@ -21,9 +21,10 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -ra
 
-bench: $(STAMP)  # both run; fails if either misses its targets
+bench: $(STAMP)  # all run; fails if any misses its targets
 	$(BIN)/python benchmarks/bench_download.py; download=$$?; \
-	$(BIN)/python benchmarks/bench_concurrent_waits.py && exit $$download
+	$(BIN)/python benchmarks/bench_artifacts_ui.py; artifacts_ui=$$?; \
+	$(BIN)/python benchmarks/bench_concurrent_waits.py && exit $$(( download || artifacts_ui ))
 
 emulator: $(STAMP)
 	$(BIN)/python -m harvest_emulator --host 127.0.0.1 --port 8765

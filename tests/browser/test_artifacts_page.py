@@ -127,7 +127,7 @@ def test_download_task_extra_link_opens_its_artifact(airflow_ui, demo_archive, b
     run_id = demo_archive[dag_id]
     [(provider, key)] = [k for k, m in manifests(airflow_ui.archive).items() if m["run_id"] == run_id]
     links = airflow_ui.api.json("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/download_and_archive/links")
-    url = links["Artifact"]
+    url = links["extra_links"]["Artifact"]
     assert url.endswith(f"/plugin/artifacts?provider={provider}&key={key}")
 
     login(page, airflow_ui)

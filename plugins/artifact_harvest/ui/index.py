@@ -93,14 +93,19 @@ def row(event: Any) -> dict[str, Any]:
 def list_artifacts(
     session: Session, filters: Filters, readable_dag_ids: set[str] | None, *, limit: int, offset: int
 ) -> tuple[int, list[dict[str, Any]]]:
-    """``(total, page)``: newest first, ``limit`` capped at MAX_PAGE."""
+    """``(total, page)``: newest first, ``limit`` capped at MAX_PAGE.
+
+    Newest first is event id order (ids grow as events are emitted): the primary key's own index, so a page
+    is read without sorting every event; the page's ids are chosen first, their manifests read after.
+    """
     stmt = _filtered(_artifact_events(readable_dag_ids), filters)
     total = session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery())) or 0
-    page = session.execute(
-        stmt.order_by(AssetEvent.timestamp.desc(), AssetEvent.id.desc())
+    page_ids = session.scalars(
+        stmt.with_only_columns(AssetEvent.id).order_by(AssetEvent.id.desc())
         .limit(min(max(limit, 1), MAX_PAGE)).offset(max(offset, 0))
     ).all()
-    return total, [row(event) for event in page]
+    events = {e.id: e for e in session.execute(_artifact_events(None).where(AssetEvent.id.in_(page_ids))).all()}
+    return total, [row(events[i]) for i in page_ids]
 
 
 def find_artifact(session: Session, provider: str, artifact_key: str) -> Any | None:
@@ -108,7 +113,7 @@ def find_artifact(session: Session, provider: str, artifact_key: str) -> Any | N
     stmt = _artifact_events(None).where(
         AssetModel.uri == f"{ASSET_URI_PREFIX}{provider}", _field("artifact_key") == artifact_key
     )
-    return session.execute(stmt.order_by(AssetEvent.timestamp.asc()).limit(1)).first()
+    return session.execute(stmt.order_by(AssetEvent.id.asc()).limit(1)).first()
 
 
 def facets(session: Session, readable_dag_ids: set[str] | None) -> dict[str, list[str]]:
