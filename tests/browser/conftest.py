@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -34,6 +33,7 @@ sys.path.insert(0, str(ROOT))
 
 from scripts.airflow_api import AirflowApi  # noqa: E402
 from scripts.airflow_home import PASSWORD, USERNAME, project_airflow_env  # noqa: E402
+from scripts.demo import start, stop  # noqa: E402  (its own process group; stopping it stops its children)
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -118,8 +118,7 @@ def airflow_ui(emulator) -> Iterator[AirflowUI]:
     for args in (["db", "migrate"], ["dags", "reserialize"]):
         subprocess.run([sys.executable, "-m", "airflow", *args], env=env, check=True, timeout=300,
                        stdout=(workdir / f"{args[0]}.log").open("wb"), stderr=subprocess.STDOUT)
-    proc = subprocess.Popen([sys.executable, "-m", "airflow", "standalone"], env=env, stdout=log.open("wb"),
-                            stderr=subprocess.STDOUT, start_new_session=True)
+    proc = start([sys.executable, "-m", "airflow", "standalone"], env, log)
     ui = AirflowUI(url=f"http://127.0.0.1:{port}", home=home, archive=archive, staging=staging, env=env, log=log)
     try:
         deadline = time.monotonic() + 240
@@ -135,13 +134,7 @@ def airflow_ui(emulator) -> Iterator[AirflowUI]:
                 time.sleep(0.5)
         yield ui
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+        stop(proc)
         shutil.rmtree(workdir, ignore_errors=True)
 
 
