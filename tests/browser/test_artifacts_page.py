@@ -89,6 +89,17 @@ def rows(frame):
     return frame.get_by_test_id("artifact-row")
 
 
+def test_an_empty_archive_says_what_to_do(airflow_ui, browser_page):
+    """First in the module, before ``demo_archive`` runs anything (new DAGs start paused)."""
+    login(browser_page, airflow_ui)
+    nav_link(browser_page, "Artifacts").click()
+    frame = browser_page.frame_locator("iframe").first
+    message = frame.get_by_test_id("message")
+    message.filter(has_text="No artifacts archived yet").wait_for()
+    assert "Trigger a download DAG" in message.inner_text()
+    assert frame.get_by_test_id("artifact-row").count() == 0
+
+
 def test_artifacts_page_lists_filters_downloads_and_verifies(airflow_ui, demo_archive, browser_page, tmp_path):
     page = browser_page
     stored = manifests(airflow_ui.archive)
@@ -133,6 +144,7 @@ def test_artifacts_page_lists_filters_downloads_and_verifies(airflow_ui, demo_ar
     assert manifest["sha256"][:12] in frame.get_by_test_id("verify-result").inner_text()
     if os.environ.get("ARTIFACT_HARVEST_UPDATE_SCREENSHOT") == "1":  # the README's picture
         DOCS_SCREENSHOT.parent.mkdir(exist_ok=True)
+        page.set_viewport_size({"width": 1280, "height": 720})
         page.screenshot(path=str(DOCS_SCREENSHOT))
 
 
