@@ -138,8 +138,10 @@ def airflow_ui(emulator) -> Iterator[AirflowUI]:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def _chromium() -> Iterator[object]:
+    """Per module: Playwright's sync API holds an asyncio loop running on the main thread while open, which
+    would break ``asyncio.run()`` (deferrable tasks under ``dag.test()``) in the tests that follow."""
     _require_chromium()
     from playwright.sync_api import sync_playwright
 

@@ -48,18 +48,30 @@ def archived(airflow_db, emulator, ui_archive) -> dict[str, list]:
             runs[dag_id] = run
         return runs
     finally:
-        for k, v in saved.items():
-            os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
+        _restore(saved)
 
 
 @pytest.fixture(scope="session")
 def api_app(airflow_db):
     """Airflow's API server app with the test auth manager; plugins load from the package's entry point."""
-    os.environ["AIRFLOW__CORE__AUTH_MANAGER"] = "tests.ui.auth_manager.OneDagHiddenAuthManager"
-    os.environ["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS"] = USERS
+    settings = {"AIRFLOW__CORE__AUTH_MANAGER": "tests.ui.auth_manager.OneDagHiddenAuthManager",
+                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": USERS}
+    saved = {k: os.environ.get(k) for k in settings}
+    os.environ.update(settings)
     from airflow.api_fastapi.app import create_app
 
-    return create_app()
+    try:
+        yield create_app()
+    finally:
+        _restore(saved)
+
+
+def _restore(saved: dict[str, str | None]) -> None:
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
 
 
 def token_for(username: str, role: str) -> str:
