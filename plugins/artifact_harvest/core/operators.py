@@ -1,5 +1,9 @@
 """Download-and-archive as one task step, for any provider: fresh URL -> staging -> archive -> Asset event.
 
+Every task of a download operator has the provider's Asset as outlet, mapped ones too: ``__init__`` adds it
+for plain tasks and ``partial()`` for mapped ones (a mapped task's outlets are fixed by ``partial()``, before
+any ``__init__`` runs), so each archived artifact gives exactly one Asset event.
+
 When the artifact is already archived (a re-run, a backfill of the same key) nothing is downloaded; the task
 still succeeds and Airflow still emits the outlet's event (a successful task with outlets always does), so
 its extra carries the existing manifest plus ``"already_archived": true`` for consumers that deduplicate.
@@ -14,7 +18,7 @@ from typing import Any, ClassVar
 from airflow.sdk import BaseOperator, Context
 
 from artifact_harvest.core.archive import Archiver, archive_root, staging_dir
-from artifact_harvest.core.assets import asset_for
+from artifact_harvest.core.assets import ArtifactDetailLink, asset_for
 from artifact_harvest.core.download import DownloadedFile, Downloader, RemoteFile
 
 log = logging.getLogger(__name__)
@@ -74,6 +78,7 @@ class DownloadAndArchiveOperator(BaseOperator):
 
     provider: ClassVar[str] = ""
     template_fields = ("artifact_key", "source")
+    operator_extra_links = (ArtifactDetailLink(),)
 
     def __init__(
         self, *, artifact_key: str, source: dict | None = None, skip_if_archived: bool = True, **kwargs: Any
@@ -85,6 +90,12 @@ class DownloadAndArchiveOperator(BaseOperator):
         self.artifact_key = artifact_key
         self.source = source or {}
         self.skip_if_archived = skip_if_archived
+
+    @classmethod
+    def partial(cls, **kwargs: Any):  # type: ignore[override]
+        """Mapped tasks take their outlets from here, never from ``__init__``: the provider's Asset by default."""
+        kwargs.setdefault("outlets", [asset_for(cls.provider)])
+        return super().partial(**kwargs)
 
     def remote_file(self, context: Context) -> RemoteFile:
         """Ask the provider for a FRESH URL; called again whenever the previous one expired."""
