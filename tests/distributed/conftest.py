@@ -163,7 +163,8 @@ class Stack:
         return "\n".join(parts)
 
 
-@pytest.fixture(scope="module")
+# one stack for every distributed module: starting it takes a minute and a half on two cores
+@pytest.fixture(scope="session")
 def stack(request: pytest.FixtureRequest, emulator) -> Iterator[Stack]:
     problem = _services_problem()
     if problem:
