@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from artifact_harvest.core.errors import InvalidParameterError, MalformedResponseError, ProviderError
+from artifact_harvest.core.http import RetryRule
 
 log = logging.getLogger(__name__)
 
@@ -143,9 +144,22 @@ class PhotoUploader:
             return self._client
 
     def _put(self, photo: Readable) -> str:
-        answer = self._s3().put_object(Bucket=self.target.bucket, Key=self.target.key(photo.name),
-                                       Body=photo.read_bytes())
-        return str(answer["ETag"]).strip('"')
+        """One PUT; an HTTP 429 is retried with the shared rule (botocore's standard mode retries 503
+        SlowDown, not a bare 429, which S3-compatible gateways do send). A PUT of the same bytes is idempotent."""
+        from botocore.exceptions import ClientError
+
+        rule = RetryRule()
+        for attempt in range(1, rule.attempts + 1):
+            try:
+                answer = self._s3().put_object(Bucket=self.target.bucket, Key=self.target.key(photo.name),
+                                               Body=photo.read_bytes())
+                return str(answer["ETag"]).strip('"')
+            except ClientError as exc:
+                status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+                if status != 429 or attempt == rule.attempts:
+                    raise
+                time.sleep(rule.delay(attempt))
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def upload(
         self, photos: Iterable[Readable], done: Mapping[str, str], on_uploaded: Callable[[str, str], None]
