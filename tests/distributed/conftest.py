@@ -163,14 +163,20 @@ class Stack:
         return "\n".join(parts)
 
 
-@pytest.fixture(scope="module")
-def stack_extra_env() -> dict[str, str]:
-    """Environment a test module adds to its stack (override it in the module: an S3 archive root...)."""
-    return {}
+# one stack for every distributed module: starting it takes a minute and a half on two cores
+@pytest.fixture(scope="session")
+def stack(request: pytest.FixtureRequest, emulator) -> Iterator[Stack]:
+    yield from start_stack(request, emulator)
 
 
-@pytest.fixture(scope="module")
-def stack(request: pytest.FixtureRequest, emulator, stack_extra_env) -> Iterator[Stack]:
+@pytest.fixture(scope="session")
+def stack_starter():
+    """``start_stack`` for a module that overrides ``stack`` with settings of its own."""
+    return start_stack
+
+
+def start_stack(request: pytest.FixtureRequest, emulator, extra_env: dict[str, str] | None = None) -> Iterator[Stack]:
+    """A whole stack; a module that needs other settings (an S3 archive root...) starts its own with ``extra_env``."""
     problem = _services_problem()
     if problem:
         if os.environ.get("ARTIFACT_HARVEST_REQUIRE_SERVICES") == "1":
@@ -217,7 +223,7 @@ def stack(request: pytest.FixtureRequest, emulator, stack_extra_env) -> Iterator
         "AIRFLOW_VAR_ARTIFACT_STAGING_DIR": str(workdir / "staging"),
         "AIRFLOW__ARTIFACT_HARVEST__RETRY_BASE_DELAY": "0.2",
         "AIRFLOW__ARTIFACT_HARVEST__RETRY_MAX_DELAY": "2",
-        **stack_extra_env,
+        **(extra_env or {}),
     }
     s = Stack(workdir, env, api_port, emulator)
     print(f"\ndistributed stack: database {database}, redis db {redis_db}, logs {s.logs}")

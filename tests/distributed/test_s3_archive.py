@@ -18,10 +18,12 @@ ROOT_PREFIX = "distributed"
 
 
 @pytest.fixture(scope="module")
-def stack_extra_env(object_store) -> dict[str, str]:
+def stack(request, emulator, object_store, stack_starter):
+    """This module's own stack: its archive root is s3:// (the session's shared stack archives locally)."""
     object_store.create_bucket(ARCHIVE_BUCKET)
-    return {**archive_s3_env(object_store.url, f"s3://{ARCHIVE_BUCKET}/{ROOT_PREFIX}"),
-            "AIRFLOW__ARTIFACT_HARVEST__ARCHIVE_PART_SIZE_MIB": "5"}
+    extra = {**archive_s3_env(object_store.url, f"s3://{ARCHIVE_BUCKET}/{ROOT_PREFIX}"),
+             "AIRFLOW__ARTIFACT_HARVEST__ARCHIVE_PART_SIZE_MIB": "5"}
+    yield from stack_starter(request, emulator, extra)
 
 
 def test_qianfan_export_archived_into_s3_by_the_celery_worker(stack, object_store):

@@ -202,3 +202,12 @@ def test_other_codes_are_provider_errors_and_secrets_never_leak(emu):
         FlightHub2Hook().model(1001)
     assert not isinstance(info.value, (TransientProviderError, FatalProviderError))
     assert info.value.code == 210001 and FLIGHTHUB2_TOKEN not in str(info.value)
+
+
+def test_photo_upload_retries_a_bare_429_from_the_bucket(emu):
+    """botocore's standard mode retries 503 SlowDown but not a plain 429, which S3-compatible gateways send."""
+    emu.control.add_fault(route="^/s3/", method="PUT", kind="status", status=429, times=2)
+    resource_uuid = upload(FlightHub2Hook())
+    assert resource_uuid and len(emu.control.faults()["applied"]) == 2
+    puts = [r for r in emu.control.requests("^/s3/") if r["method"] == "PUT"]
+    assert len([r for r in puts if r["status"] == 429]) == 2

@@ -140,9 +140,8 @@ def _chain(exc: BaseException) -> Iterable[BaseException]:
 
 
 _NOT_CONNECTED = (
-    urllib3.exceptions.NewConnectionError,  # refused, unreachable; NameResolutionError is a subclass
+    urllib3.exceptions.NewConnectionError,  # refused, unreachable, DNS (NameResolutionError is a subclass)
     urllib3.exceptions.ConnectTimeoutError,
-    urllib3.exceptions.NameResolutionError,
     ConnectionRefusedError,
 )
 

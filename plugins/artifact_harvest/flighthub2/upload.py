@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from artifact_harvest.core.errors import InvalidParameterError, MalformedResponseError, ProviderError
+from artifact_harvest.core.http import RetryRule
 
 log = logging.getLogger(__name__)
 
@@ -175,7 +176,23 @@ class PhotoUploader:
 
     def _put(self, photo: Readable) -> str:
         """Stream ``photo`` into the bucket: one PUT, or a multipart upload when it is big (then a HEAD for
-        the ETag); the body is read from the source in blocks, never whole."""
+        the ETag); the body is read from the source in blocks, never whole. A bare HTTP 429 is retried with the
+        shared rule (botocore's standard mode retries 503 SlowDown, not a bare 429, which S3-compatible gateways
+        do send); writing the same bytes to the same key again is idempotent."""
+        from botocore.exceptions import ClientError
+
+        rule = RetryRule()
+        for attempt in range(1, rule.attempts + 1):
+            try:
+                return self._put_once(photo)
+            except ClientError as exc:
+                status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+                if status != 429 or attempt == rule.attempts:
+                    raise
+                time.sleep(rule.delay(attempt))
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _put_once(self, photo: Readable) -> str:
         client, key = self._s3(), self.target.key(photo.name)
         with photo.open("rb") as source:
             size = source.seek(0, 2)
