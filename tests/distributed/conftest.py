@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import secrets
 import shutil
 import signal
@@ -78,6 +79,16 @@ def _pg_admin(sql: str) -> None:
             cur.execute(sql)
     finally:
         conn.close()
+
+
+def _claim_redis_db(owner: str) -> int:
+    """A Redis DB no other stack uses (two stacks on one broker DB would run each other's tasks)."""
+    import redis
+
+    for db in random.sample(range(1, 16), 15):
+        if redis.Redis(host=REDIS[0], port=REDIS[1], db=db).set("artifact-harvest:stack", owner, nx=True, ex=4 * 3600):
+            return db
+    raise RuntimeError("every Redis DB 1-15 is claimed by another running stack")
 
 
 def _flush_redis_db(db: int) -> None:
@@ -187,7 +198,7 @@ def start_stack(request: pytest.FixtureRequest, emulator, extra_env: dict[str, s
 
     workdir = Path(tempfile.mkdtemp(prefix="artifact-harvest-distributed-"))
     database = f"artifact_harvest_{secrets.token_hex(4)}"
-    redis_db = 1 + secrets.randbelow(15)
+    redis_db = _claim_redis_db(database)
     home = workdir / "airflow"
     for name in ("archive", "staging"):
         (workdir / name).mkdir()
