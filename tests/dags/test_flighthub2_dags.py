@@ -19,7 +19,7 @@ from harvest_emulator.credentials import FLIGHTHUB2_TOKEN
 from harvest_emulator.flighthub2 import DEFAULT_SIZE, DEMO_FILE_ID, DEMO_RUNS
 
 PHOTOS = Path(__file__).resolve().parents[2] / "include" / "sample_data" / "flighthub2_photos"
-FAST = {"poll_interval": 0.05, "timeout": 30}
+FAST = {"poll_interval": 0.05, "timeout": "PT30S"}
 
 
 def archived(archive_root: Path, key: str) -> dict:
@@ -95,11 +95,11 @@ def test_start_retry_reattaches_instead_of_starting_twice(sandbox):
     resource_uuid = upload(hook)
     store = StateStore()
     operator = FlightHub2StartReconstructionOperator(
-        task_id="start_reconstruction", resource_uuid=resource_uuid, model_types=["3d", "3dgs"]
+        task_id="start_reconstruction", resource_uuid=resource_uuid, model_types=["2d", "3d"]
     )
     first = operator.execute({"task_state_store": store})
     second = operator.execute({"task_state_store": store})  # the retry
-    assert first == second and [m["model_type"] for m in first] == ["3d", "3dgs"]
+    assert first == second and [m["model_type"] for m in first] == ["2d", "3d"]
     assert len(sandbox.control.requests("reconstruction/start")) == 1
     assert len(sandbox.control.jobs("flighthub2")) == 2
 
@@ -129,7 +129,7 @@ def test_download_model_by_file_id(sandbox, archive_root):
 
 def test_download_model_by_model_uuid(sandbox, archive_root):
     hook = FlightHub2Hook()
-    model_uuid = hook.start_reconstruction(upload(hook), {"3dgs": {}})["3dgs"]
+    model_uuid = hook.start_reconstruction(upload(hook), {"2d": {}})["2d"]
     run = load_dag("flighthub2_download_model").test(run_conf={"model_uuid": model_uuid, **FAST})
     assert run.state == "success", task_states(run)
     [job] = sandbox.control.jobs("flighthub2")

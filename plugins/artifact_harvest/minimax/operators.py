@@ -19,6 +19,7 @@ from artifact_harvest.core.idempotency import submit_once
 from artifact_harvest.core.operators import DownloadAndArchiveOperator
 from artifact_harvest.minimax.hook import OUTPUT_PURPOSES, MiniMaxFile, MiniMaxHook
 from artifact_harvest.minimax.status import PROVIDER, normalise_file_id
+from artifact_harvest.minimax.validation import check_prompt, check_speech, check_video
 
 AUDIO_SUFFIXES = {".mp3", ".wav", ".flac", ".pcm", ".m4a", ".aac", ".ogg", ".opus"}
 SUBTITLE_SUFFIXES = {".srt", ".vtt", ".lrc", ".titles"}
@@ -40,6 +41,8 @@ class MiniMaxCreateVideoOperator(BaseOperator):
         # rendered templates are strings; an empty one means "not given"
         options = {"duration": int(self.duration) if self.duration else None,
                    "resolution": self.resolution or None, "first_frame_image": self.first_frame_image or None}
+        check_prompt(self.prompt)  # MiniMax's rules before the (paid) POST
+        check_video(self.model, **options)
         hook = MiniMaxHook(self.conn_id)
         return submit_once(context, "minimax_task_id", lambda: hook.create_video(self.prompt, self.model, **options))
 
@@ -56,6 +59,7 @@ class MiniMaxCreateSpeechOperator(BaseOperator):
         self.audio_format, self.conn_id = audio_format, conn_id
 
     def execute(self, context: Context) -> str:
+        check_speech(self.text, self.voice_id)  # MiniMax's rules before the (paid) POST
         hook = MiniMaxHook(self.conn_id)
         return submit_once(context, "minimax_task_id", lambda: hook.create_speech(
             self.text, self.model, self.voice_id, audio_format=self.audio_format))

@@ -12,6 +12,7 @@ from artifact_harvest.core.idempotency import submit_once
 from artifact_harvest.core.operators import DownloadAndArchiveOperator
 from artifact_harvest.qianfan.hook import QianfanHook
 from artifact_harvest.qianfan.status import PROVIDER, RUNNING_STATES, ExportState
+from artifact_harvest.qianfan.validation import check_model_version_id
 
 EXPORT_ID_KEY = "qianfan_export_id"
 
@@ -52,6 +53,7 @@ class QianfanCreateModelExportOperator(BaseOperator):
         self.conn_id = conn_id
 
     def execute(self, context: Context) -> dict[str, str]:
+        self.model_id = check_model_version_id(self.model_id)  # Qianfan's rule before any call
         hook = QianfanHook(self.conn_id)
         force = as_bool(self.force_new_export, "force_new_export")
 
