@@ -28,7 +28,7 @@ def connection_env(url: str) -> dict[str, str]:
             "conn_type": "flighthub2",
             "host": url,
             "password": FLIGHTHUB2_TOKEN,
-            "extra": {"project_uuid": FLIGHTHUB2_PROJECT_UUID, "language": "en"},
+            "extra": {"project_uuid": FLIGHTHUB2_PROJECT_UUID, "language": "English"},
         },
         "MINIMAX_DEFAULT": {"conn_type": "minimax", "host": url, "password": MINIMAX_API_KEY, "extra": {}},
         "QIANFAN_DEFAULT": {"conn_type": "qianfan", "host": url, "login": QIANFAN_AK, "password": QIANFAN_SK},

@@ -23,6 +23,7 @@ from artifact_harvest.core.errors import (
 from artifact_harvest.core.hook import ProviderHook
 from artifact_harvest.core.http import ApiClient, ApiResponse, Redactor, is_transient_status
 from artifact_harvest.flighthub2.status import MODEL_TYPES
+from artifact_harvest.flighthub2.validation import check_language, check_project_uuid
 
 #: rate limiting (210429) and server-side failures: safe to retry
 TRANSIENT_CODES = frozenset({210429, 200500, 210500, 210504, 210318})
@@ -32,7 +33,6 @@ FATAL_HINTS = {
     "→ FlightHub Sync → Organization Key) and that the host is the region that issued it",
     200403: "check the connection's project_uuid and that the organization key's user is a member of that project",
 }
-LANGUAGES = ("zh", "en")
 #: the upload callback accepts at most this many files per call
 CALLBACK_BATCH = 100
 
@@ -51,7 +51,7 @@ class FlightHub2Hook(ProviderHook):
     """DJI FlightHub 2 OpenAPI.
 
     :param conn_id: connection of type ``flighthub2``: host = base URL, password = organization key
-        (``X-User-Token``), extra ``project_uuid`` (``X-Project-Uuid``) and ``language`` (``X-Language``).
+        (``X-User-Token``), extra ``project_uuid`` (``X-Project-Uuid``, required) and ``language`` (``X-Language``: English or Chinese).
     :param api_version: path version, ``v0.1`` (documented V1) or ``v2.0``.
     """
 
@@ -73,12 +73,8 @@ class FlightHub2Hook(ProviderHook):
     def build_client(self, conn: Any, extra: dict[str, Any]) -> ApiClient:
         token = self.require_secret(conn, conn.password, "organization key (password)")
         self._redact = Redactor([token])
-        language = extra.get("language") or "en"
-        if language not in LANGUAGES:
-            raise InvalidParameterError(self.provider, "language", f"must be one of {LANGUAGES}, got {language!r}")
-        headers = {"X-User-Token": token, "X-Language": language}
-        if extra.get("project_uuid"):
-            headers["X-Project-Uuid"] = str(extra["project_uuid"])
+        headers = {"X-User-Token": token, "X-Language": check_language(extra.get("language")),
+                   "X-Project-Uuid": check_project_uuid(extra.get("project_uuid"), self.conn_id)}
         return ApiClient(
             provider=self.provider,
             base_url=self.base_url(conn),

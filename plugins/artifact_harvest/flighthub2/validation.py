@@ -36,3 +36,17 @@ def check_project_uuid(value: object, conn_id: str) -> str:
             "copy data.list[].uuid of GET /openapi/v0.1/project, or the project's UUID in FlightHub 2's web UI",
         )
     return text
+
+
+#: the connection's ``language`` → X-Language. Stored as a word: Airflow hands every extra value to the log
+#: masker when it fetches a connection, and a two-letter code makes it warn "Skipping masking for a secret as
+#: it's too short (<5 chars)" in every task log. The codes themselves are still accepted.
+LANGUAGES = {"English": "en", "Chinese": "zh", "en": "en", "zh": "zh"}
+
+
+def check_language(value: object) -> str:
+    """The X-Language code for the connection's ``language`` (default English)."""
+    text = str(value or "English").strip()
+    if text not in LANGUAGES:
+        raise InvalidParameterError(PROVIDER, "language", f"must be English or Chinese, got {text!r}")
+    return LANGUAGES[text]
