@@ -264,6 +264,20 @@ class FlightHub2Hook(ProviderHook):
     async def adownload_url(self, file_id: str) -> dict[str, Any]:
         return await self._arun(self._download_url(file_id)) or {}
 
+    # -- the connection form's Test button -----------------------------------------------------------
+    def test_connection(self) -> tuple[bool, str]:
+        """One project-list call: the key, its region (host) and whether the Project UUID is one of its projects."""
+        try:
+            project = self.client.headers["X-Project-Uuid"]
+            projects = self.projects(page_size=100)
+        except ProviderError as exc:
+            return False, str(exc)
+        if project not in {str(p.get("uuid")) for p in projects}:
+            more = " (only the first 100 were checked)" if len(projects) == 100 else ""
+            return False, (f"FlightHub 2 accepted the organization key, but project {project} is not among its "
+                           f"{len(projects)} projects{more}: check the Project UUID and the key user's membership")
+        return True, f"FlightHub 2 accepted the organization key (code 0); project {project} is visible"
+
 
 class FlightHub2HookMixin:
     """For operators and sensors: the hook for their ``flighthub2_conn_id`` and ``api_version``, built once."""
