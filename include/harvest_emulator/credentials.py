@@ -21,16 +21,26 @@ QIANFAN_SK = "QfEmuSecretKey9Mh3Kr7Fv1Zc5JyUa"
 SECRETS = (FLIGHTHUB2_TOKEN, MINIMAX_API_KEY, QIANFAN_AK, QIANFAN_SK)
 
 
-def connection_env(url: str) -> dict[str, str]:
-    """``AIRFLOW_CONN_*`` variables (JSON form) pointing the three default connections at the emulator."""
-    conns = {
-        "FLIGHTHUB2_DEFAULT": {
+def connections(url: str) -> dict[str, dict]:
+    """The three default connections pointing at the emulator, by conn id (``airflow connections import``
+    JSON: extra as a JSON string)."""
+    return {
+        "flighthub2_default": {
             "conn_type": "flighthub2",
             "host": url,
             "password": FLIGHTHUB2_TOKEN,
-            "extra": {"project_uuid": FLIGHTHUB2_PROJECT_UUID, "language": "English"},
+            "extra": json.dumps({"project_uuid": FLIGHTHUB2_PROJECT_UUID, "language": "English"}),
         },
-        "MINIMAX_DEFAULT": {"conn_type": "minimax", "host": url, "password": MINIMAX_API_KEY, "extra": {}},
-        "QIANFAN_DEFAULT": {"conn_type": "qianfan", "host": url, "login": QIANFAN_AK, "password": QIANFAN_SK},
+        "minimax_default": {"conn_type": "minimax", "host": url, "password": MINIMAX_API_KEY, "extra": "{}"},
+        "qianfan_default": {"conn_type": "qianfan", "host": url, "login": QIANFAN_AK, "password": QIANFAN_SK},
     }
-    return {f"AIRFLOW_CONN_{name}": json.dumps(conn) for name, conn in conns.items()}
+
+
+def connection_env(url: str) -> dict[str, str]:
+    """``AIRFLOW_CONN_*`` variables (JSON form) pointing the three default connections at the emulator."""
+    env = {}
+    for conn_id, conn in connections(url).items():
+        if "extra" in conn:
+            conn = {**conn, "extra": json.loads(conn["extra"])}
+        env[f"AIRFLOW_CONN_{conn_id.upper()}"] = json.dumps(conn)
+    return env
