@@ -42,6 +42,11 @@ QIANFAN_HELP = (
 )
 
 
+#: Airflow 3.3.2's Test button in the connection list sends port 0 for a connection without one and then
+#: refuses to test ("host or port differs from the stored connection"): store the port
+PORT_HINT = "443 for https (set it: the connection list's Test button needs a stored port)"
+
+
 def get_provider_info() -> dict[str, Any]:
     return {
         "package-name": "artifact-harvest",
@@ -71,12 +76,13 @@ def get_provider_info() -> dict[str, Any]:
                     },
                 },
                 "ui-field-behaviour": {
-                    "hidden-fields": ["schema", "port", "login", "extra"],
+                    "hidden-fields": ["schema", "login", "extra"],
                     "relabeling": {"host": "Base URL (region host)",
                                    "password": "Organization key (X-User-Token)"},
                     "placeholders": {
                         "host": "https://es-flight-api-eu.djigate.com (EU; -cn China, -us United States)",
                         "password": "My Organization → Organization Settings → FlightHub Sync → Organization Key",
+                        "port": PORT_HINT,
                         "description": FLIGHTHUB2_HELP,
                     },
                 },
@@ -99,11 +105,12 @@ def get_provider_info() -> dict[str, Any]:
                     },
                 },
                 "ui-field-behaviour": {
-                    "hidden-fields": ["schema", "port", "login", "extra"],
+                    "hidden-fields": ["schema", "login", "extra"],
                     "relabeling": {"host": "Base URL (platform host)", "password": "API key"},
                     "placeholders": {
                         "host": "https://api.minimax.io (International) or https://api.minimaxi.com (Mainland China)",
                         "password": "Account Management → API Keys (sk-api-… or sk-cp-…)",
+                        "port": PORT_HINT,
                         "description": MINIMAX_HELP,
                     },
                 },
@@ -125,12 +132,13 @@ def get_provider_info() -> dict[str, Any]:
                     },
                 },
                 "ui-field-behaviour": {
-                    "hidden-fields": ["schema", "port", "extra"],
+                    "hidden-fields": ["schema", "extra"],
                     "relabeling": {"host": "Base URL", "login": "Access key (AK)", "password": "Secret key (SK)"},
                     "placeholders": {
                         "host": "https://qianfan.baidubce.com",
                         "login": "console.bce.baidu.com → avatar → Security Authentication → Access Key",
                         "password": "the SK shown next to the AK (Access Key page)",
+                        "port": PORT_HINT,
                         "description": QIANFAN_HELP,
                     },
                 },
