@@ -15,14 +15,7 @@ from datetime import datetime, timezone
 
 from airflow.sdk import DAG, Param, task
 
-from artifact_harvest.core.dag_defaults import (
-    FILTERS,
-    PIPELINE_TAG,
-    default_args,
-    poll_interval_param,
-    tags,
-    timeout_param,
-)
+from artifact_harvest.core.dag_defaults import FILTERS, PIPELINE_TAG, WAIT_ARGS, default_args, tags, waiting_params
 from artifact_harvest.core.errors import InvalidParameterError
 from artifact_harvest.flighthub2.operators import FlightHub2DownloadModelOperator
 from artifact_harvest.flighthub2.sensors import FlightHub2DownloadUrlSensor, FlightHub2ModelReadySensor
@@ -45,11 +38,10 @@ with DAG(
                             "or File ID."),
         "file_id": Param(None, type=["null", "string"], minLength=1, title="File ID",
                          description="A model-management model file id (used when Open model UUID is empty)."),
-        "poll_interval": poll_interval_param(60, "FlightHub 2 advises about a minute.", minimum=0.01),
-        "timeout": timeout_param("P1D", "the model and its download URL"),
+        **waiting_params(60, "FlightHub 2 advises about a minute.", "P1D", "the model and its download URL",
+                         minimum=0.01),
     },
 ) as dag:
-    wait_args = {"poll_interval": "{{ params.poll_interval }}", "wait_timeout": "{{ params.timeout | seconds }}"}
 
     @task.branch
     def choose(params: dict) -> str:
@@ -60,9 +52,9 @@ with DAG(
             return "wait_for_download_url"
         raise InvalidParameterError("flighthub2", "model_uuid", "give model_uuid or file_id")
 
-    ready = FlightHub2ModelReadySensor(task_id="wait_for_model", model_uuid="{{ params.model_uuid }}", **wait_args)
+    ready = FlightHub2ModelReadySensor(task_id="wait_for_model", model_uuid="{{ params.model_uuid }}", **WAIT_ARGS)
     url_ready = FlightHub2DownloadUrlSensor(
-        task_id="wait_for_download_url", file_id=FILE_ID, trigger_rule="none_failed_min_one_success", **wait_args
+        task_id="wait_for_download_url", file_id=FILE_ID, trigger_rule="none_failed_min_one_success", **WAIT_ARGS
     )
     download = FlightHub2DownloadModelOperator(
         task_id="download_and_archive",

@@ -21,14 +21,7 @@ from datetime import datetime, timezone
 
 from airflow.sdk import DAG, Param
 
-from artifact_harvest.core.dag_defaults import (
-    FILTERS,
-    PIPELINE_TAG,
-    default_args,
-    poll_interval_param,
-    tags,
-    timeout_param,
-)
+from artifact_harvest.core.dag_defaults import FILTERS, PIPELINE_TAG, WAIT_ARGS, default_args, tags, waiting_params
 from artifact_harvest.flighthub2.operators import (
     FlightHub2DeleteResourceOperator,
     FlightHub2DownloadModelOperator,
@@ -90,12 +83,10 @@ with DAG(
                                description="Display name of the uploaded resource in FlightHub 2."),
         "delete_resource_when_done": Param(False, type="boolean", title="Delete photos when done", section=OPTIONS,
                                            description="Delete the uploaded resource after every model is archived."),
-        "poll_interval": poll_interval_param(60, "FlightHub 2 advises about a minute.", minimum=0.01),
-        "timeout": timeout_param("P7D", "each model"),
+        **waiting_params(60, "FlightHub 2 advises about a minute.", "P7D", "each model", minimum=0.01),
     },
 ) as dag:
-    wait_args = {"poll_interval": "{{ params.poll_interval }}", "wait_timeout": "{{ params.timeout | seconds }}",
-                 "map_index_template": MODEL_LABEL}
+    wait_args = {**WAIT_ARGS, "map_index_template": MODEL_LABEL}
     upload = FlightHub2UploadPhotosOperator(
         task_id="upload_photos", photos="{{ params.photos }}", resource_uuid="{{ params.resource_uuid }}",
         resource_name="{{ params.resource_name }}", model_types="{{ params.model_types }}",

@@ -6,14 +6,7 @@ from datetime import datetime, timezone
 
 from airflow.sdk import DAG, Param
 
-from artifact_harvest.core.dag_defaults import (
-    FILTERS,
-    PIPELINE_TAG,
-    default_args,
-    poll_interval_param,
-    tags,
-    timeout_param,
-)
+from artifact_harvest.core.dag_defaults import FILTERS, PIPELINE_TAG, WAIT_ARGS, default_args, tags, waiting_params
 from artifact_harvest.minimax.hook import SPEECH_MODELS
 from artifact_harvest.minimax.operators import MiniMaxCreateSpeechOperator, MiniMaxDownloadOperator
 from artifact_harvest.minimax.sensors import MiniMaxFileReadySensor, MiniMaxTaskSensor
@@ -52,8 +45,7 @@ The text is required: blank text or more than {TEXT_MAX_CHARS:,} characters is r
         "format": Param("mp3", type="string", enum=["mp3", "wav", "flac", "pcm"],
                         values_display={"mp3": "MP3", "wav": "WAV", "flac": "FLAC", "pcm": "PCM (raw)"},
                         title="Audio format", description="Format of the audio member of the bundle."),
-        "poll_interval": poll_interval_param(10, "The query allows 10 per second."),
-        "timeout": timeout_param("PT1H", "the speech"),
+        **waiting_params(10, "The query allows 10 per second.", "PT1H", "the speech"),
     },
 ) as dag:
     create = MiniMaxCreateSpeechOperator(
@@ -63,9 +55,8 @@ The text is required: blank text or more than {TEXT_MAX_CHARS:,} characters is r
         voice_id="{{ params.voice_id }}",
         audio_format="{{ params.format }}",
     )
-    wait_args = {"poll_interval": "{{ params.poll_interval }}", "wait_timeout": "{{ params.timeout | seconds }}"}
-    wait = MiniMaxTaskSensor(task_id="wait", minimax_task_id=create.output, kind="speech", **wait_args)
-    retrieve = MiniMaxFileReadySensor(task_id="retrieve", file_id=FILE_ID, **wait_args)
+    wait = MiniMaxTaskSensor(task_id="wait", minimax_task_id=create.output, kind="speech", **WAIT_ARGS)
+    retrieve = MiniMaxFileReadySensor(task_id="retrieve", file_id=FILE_ID, **WAIT_ARGS)
     archive = MiniMaxDownloadOperator(task_id="download_and_archive", file_id=FILE_ID,
                                       minimax_task_id=create.output)
     wait >> retrieve >> archive

@@ -6,14 +6,7 @@ from datetime import datetime, timezone
 
 from airflow.sdk import DAG, Param
 
-from artifact_harvest.core.dag_defaults import (
-    FILTERS,
-    PIPELINE_TAG,
-    default_args,
-    poll_interval_param,
-    tags,
-    timeout_param,
-)
+from artifact_harvest.core.dag_defaults import FILTERS, PIPELINE_TAG, WAIT_ARGS, default_args, tags, waiting_params
 from artifact_harvest.minimax.operators import MiniMaxCreateVideoOperator, MiniMaxDownloadOperator
 from artifact_harvest.minimax.sensors import MiniMaxFileReadySensor, MiniMaxTaskSensor
 from artifact_harvest.minimax.validation import PROMPT_MAX_CHARS, VIDEO_COMBINATIONS, VIDEO_RULE
@@ -74,8 +67,7 @@ Connection: `minimax_default` (host = base URL, password = API key).
                                    title="First frame image",
                                    description="Image URL (https://…) or data:image/… URL the video starts from; "
                                    "JPG, PNG or WebP under 20 MB. Required by the image → video models."),
-        "poll_interval": poll_interval_param(10, "MiniMax suggests about 10."),
-        "timeout": timeout_param("PT1H", "the video"),
+        **waiting_params(10, "MiniMax suggests about 10.", "PT1H", "the video"),
     },
 ) as dag:
     create = MiniMaxCreateVideoOperator(
@@ -86,9 +78,8 @@ Connection: `minimax_default` (host = base URL, password = API key).
         resolution="{{ params.resolution or '' }}",
         first_frame_image="{{ params.first_frame_image or '' }}",
     )
-    wait_args = {"poll_interval": "{{ params.poll_interval }}", "wait_timeout": "{{ params.timeout | seconds }}"}
-    wait = MiniMaxTaskSensor(task_id="wait", minimax_task_id=create.output, kind="video", **wait_args)
-    retrieve = MiniMaxFileReadySensor(task_id="retrieve", file_id=FILE_ID, **wait_args)
+    wait = MiniMaxTaskSensor(task_id="wait", minimax_task_id=create.output, kind="video", **WAIT_ARGS)
+    retrieve = MiniMaxFileReadySensor(task_id="retrieve", file_id=FILE_ID, **WAIT_ARGS)
     archive = MiniMaxDownloadOperator(task_id="download_and_archive", file_id=FILE_ID,
                                       minimax_task_id=create.output)
     wait >> retrieve >> archive

@@ -6,14 +6,7 @@ from datetime import datetime, timezone
 
 from airflow.sdk import DAG, Param
 
-from artifact_harvest.core.dag_defaults import (
-    FILTERS,
-    PIPELINE_TAG,
-    default_args,
-    poll_interval_param,
-    tags,
-    timeout_param,
-)
+from artifact_harvest.core.dag_defaults import FILTERS, PIPELINE_TAG, WAIT_ARGS, default_args, tags, waiting_params
 from artifact_harvest.qianfan.operators import QianfanCreateModelExportOperator, QianfanDownloadExportOperator
 from artifact_harvest.qianfan.sensors import QianfanModelExportSensor
 from artifact_harvest.qianfan.validation import MODEL_VERSION_PATTERN, MODEL_VERSION_RULE
@@ -54,8 +47,7 @@ Connection `qianfan_default`: host = base URL, login = AK, password = SK (bce-au
             False, type="boolean", title="Force a new export",
             description="Create a new export even when the version already has a finished one.",
         ),
-        "poll_interval": poll_interval_param(30, "Each check is one DescribeModelExportTask call."),
-        "timeout": timeout_param("PT6H", "the export"),
+        **waiting_params(30, "Each check is one DescribeModelExportTask call.", "PT6H", "the export"),
     },
 ) as dag:
     create = QianfanCreateModelExportOperator(
@@ -67,8 +59,7 @@ Connection `qianfan_default`: host = base URL, login = AK, password = SK (bce-au
         task_id="wait_for_export",
         model_id="{{ params.model_version_id }}",
         export_id=EXPORT_ID,
-        poll_interval="{{ params.poll_interval }}",
-        wait_timeout="{{ params.timeout | seconds }}",
+        **WAIT_ARGS,
     )
     archive = QianfanDownloadExportOperator(
         task_id="download_and_archive", model_id="{{ params.model_version_id }}", export_id=EXPORT_ID

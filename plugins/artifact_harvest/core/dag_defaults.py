@@ -62,3 +62,14 @@ def timeout_param(default: str, what: str) -> Param:
 def poll_interval_param(default: float, hint: str, minimum: float = 0.05) -> Param:
     return Param(default, type="number", minimum=minimum, maximum=3600, title="Poll interval (seconds)",
                  section=WAITING_SECTION, description=f"Seconds between status checks while waiting. {hint}")
+
+
+def waiting_params(poll_interval: float, poll_hint: str, timeout: str, what: str,
+                   minimum: float = 0.05) -> dict[str, Param]:
+    """``poll_interval`` and ``timeout``, in the form's advanced section; pass them on with ``WAIT_ARGS``."""
+    return {"poll_interval": poll_interval_param(poll_interval, poll_hint, minimum),
+            "timeout": timeout_param(timeout, what)}
+
+
+#: a sensor's arguments from ``waiting_params`` (the DAG needs ``user_defined_filters=FILTERS``)
+WAIT_ARGS = {"poll_interval": "{{ params.poll_interval }}", "wait_timeout": "{{ params.timeout | seconds }}"}

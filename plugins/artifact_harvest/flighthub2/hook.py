@@ -51,7 +51,8 @@ class FlightHub2Hook(ProviderHook):
     """DJI FlightHub 2 OpenAPI.
 
     :param conn_id: connection of type ``flighthub2``: host = base URL, password = organization key
-        (``X-User-Token``), extra ``project_uuid`` (``X-Project-Uuid``, required) and ``language`` (``X-Language``: English or Chinese).
+        (``X-User-Token``), extra ``project_uuid`` (``X-Project-Uuid``, required) and
+        ``language`` (``X-Language``: English or Chinese).
     :param api_version: path version, ``v0.1`` (documented V1) or ``v2.0``.
     """
 

@@ -181,5 +181,6 @@ class QianfanHook(ProviderHook):
         except ProviderError as exc:
             if exc.http_status is None or exc.code in AUTH_HINTS or exc.http_status >= 500:
                 return False, str(exc)
-            return True, f"Qianfan accepted the AK/SK signature (the probe id {CONNECTION_PROBE_ID} answered {exc.code})"
+            probe = f"the probe id {CONNECTION_PROBE_ID} answered {exc.code}"
+            return True, f"Qianfan accepted the AK/SK signature ({probe})"
         return True, "Qianfan accepted the AK/SK signature and the policy (DescribeModelExportTask answered)"
