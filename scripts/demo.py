@@ -53,36 +53,34 @@ def start(cmd: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
     return subprocess.Popen(cmd, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True)
 
 
-def group_alive(pgid: int) -> bool:
+def group_alive(pgid: int, leader: subprocess.Popen | None = None) -> bool:
+    if leader is not None:
+        leader.poll()  # reap our own child, else its zombie keeps the group "alive"
     try:
         os.killpg(pgid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:
-        return True
     return True
 
 
-def stop_group(pgid: int, grace: float = 30) -> None:
+def stop_group(pgid: int, leader: subprocess.Popen | None = None, grace: float = 30) -> None:
     """SIGTERM the whole process group, then SIGKILL whatever is left of it after ``grace`` seconds."""
     try:
         os.killpg(pgid, signal.SIGTERM)
     except ProcessLookupError:
         return
     deadline = time.monotonic() + grace
-    while group_alive(pgid) and time.monotonic() < deadline:
+    while group_alive(pgid, leader) and time.monotonic() < deadline:
         time.sleep(0.2)
-    if group_alive(pgid):
+    if group_alive(pgid, leader):
         os.killpg(pgid, signal.SIGKILL)
+    if leader is not None:
+        leader.wait()
 
 
 def stop(proc: subprocess.Popen) -> None:
     """Stop a component and every process it started (each runs in its own process group)."""
-    stop_group(proc.pid)
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:  # pragma: no cover - SIGKILLed above
-        pass
+    stop_group(proc.pid, proc)
 
 
 def _exit_on_signal(signum: int, frame: object) -> None:

@@ -145,8 +145,10 @@ def airflow_ui(emulator) -> Iterator[AirflowUI]:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def _chromium() -> Iterator[object]:
+    # module, not session: a live sync Playwright keeps an asyncio loop running in the main thread, and every
+    # later dag.test() with a deferrable task then fails ("asyncio.run() cannot be called from a running loop")
     _require_chromium()
     from playwright.sync_api import sync_playwright
 

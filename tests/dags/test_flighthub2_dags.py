@@ -20,6 +20,7 @@ from harvest_emulator.flighthub2 import DEFAULT_SIZE, DEMO_FILE_ID, DEMO_RUNS
 
 PHOTOS = Path(__file__).resolve().parents[2] / "include" / "sample_data" / "flighthub2_photos"
 FAST = {"poll_interval": 0.05, "timeout": "PT30S"}
+TYPE_NAMES = {1: "2d", 2: "3d", 3: "3dgs", 4: "lidar"}  # model_type enum → the DAG's name
 
 
 def archived(archive_root: Path, key: str) -> dict:
@@ -72,6 +73,11 @@ def test_reconstruct_model_end_to_end(sandbox, archive_root, capfd):
         assert manifest["source"] == {"model_uuid": job["job_id"], "resource_uuid": job["data"]["resource_uuid"],
                                       "model_type": job["data"]["model_type"], "file_id": file_id}
         assert manifest["size_bytes"] == DEFAULT_SIZE and manifest["sha256"] == remote_sha256(file_id)
+    # mapped task instances are labelled "<model type> <model uuid>" in the UI, not 0, 1, ...
+    labels = {TYPE_NAMES[t]: f"{TYPE_NAMES[t]} {job['job_id']}" for t, job in jobs.items()}
+    for task_id in ("wait_for_model", "wait_for_download_url", "download_and_archive"):
+        rendered = {ti.rendered_map_index for ti in run.get_task_instances() if ti.task_id == task_id}
+        assert rendered == set(labels.values()), task_id
     assert len(sandbox.control.requests(r"^/s3/")) == len(list(PHOTOS.iterdir()))
     assert len(sandbox.control.requests("reconstruction/start")) == 1
     resource = FlightHub2Hook().resource(job["data"]["resource_uuid"])
@@ -175,6 +181,8 @@ def test_archive_project_models_backfill_two_days(sandbox, archive_root):
     run = run_day(day1)
     assert run.state == "success", task_states(run)
     assert archived_keys(archive_root) == {created["d1a"], created["d1b"]}
+    labels = {ti.rendered_map_index for ti in run.get_task_instances() if ti.task_id == "download_and_archive"}
+    assert labels == {f"file {created[k].split('-')[1]}" for k in ("d1a", "d1b")}  # not 0, 1, ...
     run = run_day(day2)
     assert run.state == "success", task_states(run)
     assert archived_keys(archive_root) == {created["d1a"], created["d1b"], created["d2"]}
