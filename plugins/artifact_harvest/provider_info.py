@@ -19,8 +19,9 @@ def _required(label: str, description: str, **schema: Any) -> dict[str, Any]:
                                                                                  **schema}}
 
 
-# Standard fields take no help text, only labels and placeholders; the Description box is the widest place
-# the form offers, so its placeholder carries where each value comes from.
+# Standard fields take no help text, only labels and placeholders: the host and key placeholders say the
+# regions and where each key is; the Description placeholder holds the whole text (served by the API;
+# Airflow 3.3.2's form does not show it).
 FLIGHTHUB2_HELP = (
     "Base URL, one per region (an organization key works only on the region that issued it): "
     "China https://es-flight-api-cn.djigate.com · Europe https://es-flight-api-eu.djigate.com · "
@@ -80,7 +81,8 @@ def get_provider_info() -> dict[str, Any]:
                     "relabeling": {"host": "Base URL (region host)",
                                    "password": "Organization key (X-User-Token)"},
                     "placeholders": {
-                        "host": "https://es-flight-api-eu.djigate.com (EU; -cn China, -us United States)",
+                        "host": "https://es-flight-api-eu.djigate.com (EU); -cn China; -us US; "
+                        "on-premises http://<server>:30812",
                         "password": "My Organization → Organization Settings → FlightHub Sync → Organization Key",
                         "port": PORT_HINT,
                         "description": FLIGHTHUB2_HELP,

@@ -143,11 +143,18 @@ def test_connection_test_button(ui, browser_page):
         shot(page, f"connection_test_{conn_id}")
 
 
-def poll(fetch, timeout: float = 30):
-    """``fetch()`` once it is truthy (the run appears a moment after the click), or its last value."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = fetch()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(0.5)
+def test_connection_form_shows_the_help_and_the_required_project(ui, browser_page):
+    page = browser_page
+    start(page, ui)
+    page.goto(f"{ui.url}/connections")
+    page.get_by_role("row").filter(has_text="flighthub2_default").get_by_role("button", name="Edit Connection").click()
+    dialog = page.locator("[role=dialog][data-state=open]")
+    dialog.get_by_text("Base URL (region host)").wait_for()
+    assert dialog.get_by_text("Organization key (X-User-Token)").is_visible()
+    placeholders = " ".join(p or "" for p in dialog.locator("input, textarea").evaluate_all(
+        "els => els.map(e => e.getAttribute('placeholder'))"))
+    for help_text in ("es-flight-api-eu.djigate.com", "-cn China", "-us US", ":30812", "FlightHub Sync"):
+        assert help_text in placeholders, placeholders
+    dialog.get_by_text("Extra Fields", exact=True).click()
+    dialog.get_by_text("Required. Sent as X-Project-Uuid").wait_for()
+    shot(page, "connection_form_flighthub2")
