@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test bench emulator clean
+.PHONY: install demo demo-stop test bench emulator clean
 
 # the virtualenv, with every dependency pinned (requirements.txt) and everything else constrained
 $(STAMP): requirements.txt constraints.txt pyproject.toml
@@ -15,8 +15,13 @@ $(STAMP): requirements.txt constraints.txt pyproject.toml
 
 install: $(STAMP)
 
+# stops everything it started when it ends, fails or gets SIGINT/SIGTERM/SIGHUP; DEMO_KEEP=1 keeps it running
 demo: $(STAMP)
 	$(BIN)/python scripts/demo.py
+
+# stops a demo left running with DEMO_KEEP=1 (and anything it started)
+demo-stop:
+	$(BIN)/python scripts/demo.py --stop
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -ra

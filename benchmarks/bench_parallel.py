@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_download import ROOT, _free_port, _measure, _start_emulator  # noqa: E402
+from bench_download import _free_port, _measure, _start_emulator  # noqa: E402
 
 NGINX_CONF = """
 daemon off; worker_processes 1; pid {tmp}/nginx.pid; error_log {tmp}/error.log;

@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 
 from airflow.sdk import DAG, Param, task
 
-from artifact_harvest.core.dag_defaults import PIPELINE_TAG, default_args, tags
+from artifact_harvest.core.dag_defaults import FILTERS, PIPELINE_TAG, WAIT_ARGS, default_args, tags, waiting_params
 from artifact_harvest.core.errors import InvalidParameterError
 from artifact_harvest.flighthub2.operators import FlightHub2DownloadModelOperator
 from artifact_harvest.flighthub2.sensors import FlightHub2DownloadUrlSensor, FlightHub2ModelReadySensor
@@ -24,24 +24,24 @@ FILE_ID = "{{ params.file_id or ti.xcom_pull(task_ids='wait_for_model')['file_id
 
 with DAG(
     dag_id="flighthub2_download_model",
+    description="Download one DJI FlightHub 2 model (by open-model UUID or file id) and archive it.",
     schedule=None,
     start_date=datetime(2026, 1, 1, tzinfo=timezone.utc),
     catchup=False,
     default_args=default_args(),
     tags=tags("flighthub2", PIPELINE_TAG),
     doc_md=__doc__,
+    user_defined_filters=FILTERS,
     params={
-        "model_uuid": Param(None, type=["null", "string"], title="Open model UUID",
-                            description="An open-modeling model (model_uuid from start reconstruction)."),
-        "file_id": Param(None, type=["null", "string"], title="File id",
-                         description="A model-management model file id (used when model_uuid is empty)."),
-        "poll_interval": Param(60, type="number", minimum=0.01, title="Poll interval (s)",
-                               description="Seconds between status polls (the API advises about a minute)."),
-        "timeout": Param(24 * 3600, type="number", minimum=1, title="Timeout (s)",
-                         description="Give up waiting after this many seconds."),
+        "model_uuid": Param(None, type=["null", "string"], minLength=1, title="Open model UUID",
+                            description="An open-modeling model (model_uuid from start reconstruction). Give this "
+                            "or File ID."),
+        "file_id": Param(None, type=["null", "string"], minLength=1, title="File ID",
+                         description="A model-management model file id (used when Open model UUID is empty)."),
+        **waiting_params(60, "FlightHub 2 advises about a minute.", "P1D", "the model and its download URL",
+                         minimum=0.01),
     },
 ) as dag:
-    wait_args = {"poll_interval": "{{ params.poll_interval }}", "wait_timeout": "{{ params.timeout }}"}
 
     @task.branch
     def choose(params: dict) -> str:
@@ -52,9 +52,9 @@ with DAG(
             return "wait_for_download_url"
         raise InvalidParameterError("flighthub2", "model_uuid", "give model_uuid or file_id")
 
-    ready = FlightHub2ModelReadySensor(task_id="wait_for_model", model_uuid="{{ params.model_uuid }}", **wait_args)
+    ready = FlightHub2ModelReadySensor(task_id="wait_for_model", model_uuid="{{ params.model_uuid }}", **WAIT_ARGS)
     url_ready = FlightHub2DownloadUrlSensor(
-        task_id="wait_for_download_url", file_id=FILE_ID, trigger_rule="none_failed_min_one_success", **wait_args
+        task_id="wait_for_download_url", file_id=FILE_ID, trigger_rule="none_failed_min_one_success", **WAIT_ARGS
     )
     download = FlightHub2DownloadModelOperator(
         task_id="download_and_archive",

@@ -12,6 +12,7 @@ from artifact_harvest.minimax.sensors import MiniMaxFileReadySensor
 
 with DAG(
     dag_id="minimax_archive_file",
+    description="Archive one existing MiniMax file (video or speech output) by its file id.",
     schedule=None,
     start_date=datetime(2026, 1, 1, tzinfo=timezone.utc),
     catchup=False,
@@ -24,9 +25,9 @@ For a `file_id` from a video or speech task (or `files/list`): waits until `file
 URL, downloads it and archives it under `minimax/<file_id>/`. Already archived files are not downloaded again.
 """,
     params={
-        "file_id": Param(None, type="integer", minimum=1, title="File ID",
-                         description="MiniMax file_id (int64; the video query's string form works too, "
-                         "as a number)."),
+        "file_id": Param(type="integer", minimum=1, title="File ID",
+                         description="Required: the MiniMax file_id (a number, e.g. 316338466210001) from a video "
+                         "or speech task's query answer, or from files/list."),
     },
 ) as dag:
     retrieve = MiniMaxFileReadySensor(task_id="retrieve", file_id="{{ params.file_id }}", poke_interval=10,

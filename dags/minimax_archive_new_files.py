@@ -12,6 +12,7 @@ from artifact_harvest.minimax.operators import MiniMaxDownloadOperator, unarchiv
 
 with DAG(
     dag_id="minimax_archive_new_files",
+    description="Hourly: archive the MiniMax files created in the run's hour [data_interval_start, end).",
     # @hourly with a one-hour data interval ending at each run (a bare "@hourly" has an empty interval in 3.x)
     schedule=CronTriggerTimetable("@hourly", timezone="UTC", interval=timedelta(hours=1)),
     start_date=datetime(2026, 1, 1, tzinfo=timezone.utc),
@@ -25,7 +26,11 @@ with DAG(
 Lists `video_generation` and `t2a_async` files (`files/list` per purpose), keeps those whose `created_at`
 falls in `[data_interval_start, data_interval_end)` and are not archived yet, and archives each (one mapped
 task per file). Keyed on the data interval, so reruns and backfills (`airflow backfill create`) archive
-nothing twice. A manual run (with or without a logical date) covers the hour before it.
+nothing twice.
+
+**Which hour a run covers.** The run scheduled at 10:00 UTC archives the files created from 09:00 to 10:00
+(its data interval). A manual run with a logical date covers the hour before that date; one without a logical
+date covers the hour before the moment it was triggered.
 """,
 ) as dag:
 

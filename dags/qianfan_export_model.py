@@ -6,21 +6,24 @@ from datetime import datetime, timezone
 
 from airflow.sdk import DAG, Param
 
-from artifact_harvest.core.dag_defaults import PIPELINE_TAG, default_args, tags
+from artifact_harvest.core.dag_defaults import FILTERS, PIPELINE_TAG, WAIT_ARGS, default_args, tags, waiting_params
 from artifact_harvest.qianfan.operators import QianfanCreateModelExportOperator, QianfanDownloadExportOperator
 from artifact_harvest.qianfan.sensors import QianfanModelExportSensor
+from artifact_harvest.qianfan.validation import MODEL_VERSION_PATTERN, MODEL_VERSION_RULE
 
 EXPORT_ID = "{{ ti.xcom_pull(task_ids='create_export')['exportId'] }}"
 
 with DAG(
     dag_id="qianfan_export_model",
+    description="Export one Baidu Qianfan model version (amv-…) and archive the .tar package.",
     schedule=None,
     start_date=datetime(2026, 1, 1, tzinfo=timezone.utc),
     catchup=False,
     default_args=default_args(),
     tags=tags("qianfan", PIPELINE_TAG),
     render_template_as_native_obj=True,
-    doc_md="""
+    user_defined_filters=FILTERS,
+    doc_md=f"""
 ### Export a Baidu Qianfan model version
 
 1. **create_export**: `CreateModelExportTask` for the model version, unless it already has an export:
@@ -31,25 +34,20 @@ with DAG(
 3. **download_and_archive**: fetches a fresh download URL, streams the `.tar` (resumable, free-space check,
    md5 and size checked against Qianfan's) and archives it under `qianfan/<export id>/` with a manifest.
 
+The model version id is required. {MODEL_VERSION_RULE}.
+
 Connection `qianfan_default`: host = base URL, login = AK, password = SK (bce-auth-v1 signing).
 """,
     params={
         "model_version_id": Param(
-            "amv-demoseeded01", type="string", pattern=r"^amv-[a-z0-9]+$", title="Model version ID",
-            description="The model version to export (amv-..., from 我的模型 → model → versions).",
+            type="string", pattern=MODEL_VERSION_PATTERN, title="Model version ID",
+            description=f"Required. {MODEL_VERSION_RULE}.",
         ),
         "force_new_export": Param(
             False, type="boolean", title="Force a new export",
             description="Create a new export even when the version already has a finished one.",
         ),
-        "poll_interval": Param(
-            30, type="number", minimum=0.05, maximum=3600, title="Poll interval (s)",
-            description="Seconds between DescribeModelExportTask calls while the export runs.",
-        ),
-        "timeout": Param(
-            6 * 3600, type="integer", minimum=1, maximum=7 * 24 * 3600, title="Timeout (s)",
-            description="How long to wait for the export to finish before the run fails.",
-        ),
+        **waiting_params(30, "Each check is one DescribeModelExportTask call.", "PT6H", "the export"),
     },
 ) as dag:
     create = QianfanCreateModelExportOperator(
@@ -61,8 +59,7 @@ Connection `qianfan_default`: host = base URL, login = AK, password = SK (bce-au
         task_id="wait_for_export",
         model_id="{{ params.model_version_id }}",
         export_id=EXPORT_ID,
-        poll_interval="{{ params.poll_interval }}",
-        wait_timeout="{{ params.timeout }}",
+        **WAIT_ARGS,
     )
     archive = QianfanDownloadExportOperator(
         task_id="download_and_archive", model_id="{{ params.model_version_id }}", export_id=EXPORT_ID

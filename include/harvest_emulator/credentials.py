@@ -7,6 +7,7 @@ XComs and manifests for it and prove it never leaked.
 from __future__ import annotations
 
 import json
+from urllib.parse import urlsplit
 
 FLIGHTHUB2_TOKEN = (
     "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9."
@@ -26,19 +27,32 @@ ARCHIVE_CONN_ID = "archive_s3"
 SECRETS = (FLIGHTHUB2_TOKEN, MINIMAX_API_KEY, QIANFAN_AK, QIANFAN_SK, ARCHIVE_S3_SECRET)
 
 
+def connections(url: str) -> dict[str, dict]:
+    """The three default connections pointing at the emulator, by conn id (``airflow connections import``
+    JSON: extra as a JSON string). The port is a field of its own: Airflow 3.3's Test button in the
+    connection list sends a port (0 when none is stored) and refuses to test when it differs."""
+    parts = urlsplit(url)
+    where = {"host": f"{parts.scheme}://{parts.hostname}", **({"port": parts.port} if parts.port else {})}
+    return {
+        "flighthub2_default": {
+            "conn_type": "flighthub2",
+            **where,
+            "password": FLIGHTHUB2_TOKEN,
+            "extra": json.dumps({"project_uuid": FLIGHTHUB2_PROJECT_UUID, "language": "English"}),
+        },
+        "minimax_default": {"conn_type": "minimax", **where, "password": MINIMAX_API_KEY, "extra": "{}"},
+        "qianfan_default": {"conn_type": "qianfan", **where, "login": QIANFAN_AK, "password": QIANFAN_SK},
+    }
+
+
 def connection_env(url: str) -> dict[str, str]:
     """``AIRFLOW_CONN_*`` variables (JSON form) pointing the three default connections at the emulator."""
-    conns = {
-        "FLIGHTHUB2_DEFAULT": {
-            "conn_type": "flighthub2",
-            "host": url,
-            "password": FLIGHTHUB2_TOKEN,
-            "extra": {"project_uuid": FLIGHTHUB2_PROJECT_UUID, "language": "en"},
-        },
-        "MINIMAX_DEFAULT": {"conn_type": "minimax", "host": url, "password": MINIMAX_API_KEY, "extra": {}},
-        "QIANFAN_DEFAULT": {"conn_type": "qianfan", "host": url, "login": QIANFAN_AK, "password": QIANFAN_SK},
-    }
-    return {f"AIRFLOW_CONN_{name}": json.dumps(conn) for name, conn in conns.items()}
+    env = {}
+    for conn_id, conn in connections(url).items():
+        if "extra" in conn:
+            conn = {**conn, "extra": json.loads(conn["extra"])}
+        env[f"AIRFLOW_CONN_{conn_id.upper()}"] = json.dumps(conn)
+    return env
 
 
 def archive_s3_env(endpoint_url: str, root: str) -> dict[str, str]:

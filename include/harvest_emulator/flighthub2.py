@@ -28,6 +28,7 @@ import json
 import re
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -52,6 +53,8 @@ TYPES = {
     "3dgs": ("parameter_3dgs", "model_3dgs", 3, 15),
     "lidar": ("parameter_lidar", "model_lidar", 4, 15),
 }
+#: images one reconstruction accepts, per model type
+IMAGE_LIMITS = {"2d": (5, 20_000), "3d": (5, 20_000), "lidar": (5, 20_000), "3dgs": (10, 4_000)}
 
 
 def _stages(outcome: str | None, success: int) -> list[str]:
@@ -228,6 +231,11 @@ async def start(request: web.Request) -> web.Response:
             json.loads(body[spec[0]])
         except (TypeError, ValueError):
             return err(210400, f"{spec[0]} must be a JSON document serialized into a string")
+    images = len(resource.data["files"])
+    for name in requested:
+        low, high = IMAGE_LIMITS[name]
+        if not low <= images <= high:
+            return err(210400, f"{name} reconstruction needs {low}-{high} images, the resource has {images}")
     scenario = state.next_scenario(PROVIDER)
     answer = {}
     for name, (_, field, model_type, success) in requested.items():
@@ -400,9 +408,12 @@ def register(app: web.Application, state: EmulatorState) -> None:
     r.add_route("HEAD", "/s3/{bucket}/{key:.+}", s3_object)
 
 
-#: (dag_id, conf) the demo triggers against a fresh emulator (stage_seconds ~1-2)
+#: the bundled sample photos (five: enough for 2D and 3D, not for 3DGS)
+SAMPLE_PHOTOS = str(Path(__file__).resolve().parents[1] / "sample_data" / "flighthub2_photos")
+
+#: (dag_id, conf) the demo triggers against a fresh emulator (stage_seconds ~1-2); every input explicit
 DEMO_RUNS: list[tuple[str, dict[str, Any]]] = [
-    ("flighthub2_reconstruct_model", {"model_types": ["2d", "3d"], "poll_interval": 2}),
+    ("flighthub2_reconstruct_model", {"photos": SAMPLE_PHOTOS, "model_types": ["2d", "3d"], "poll_interval": 2}),
     ("flighthub2_download_model", {"file_id": DEMO_FILE_ID, "poll_interval": 2}),
     ("flighthub2_archive_project_models", {}),
 ]

@@ -36,8 +36,16 @@ from .state import STATE, EmulatorState
 
 PREFIXES = ("", "/minimax")
 TASKS, FILES = "minimax", "minimax_files"
-VIDEO_MODELS = {"MiniMax-Hailuo-2.3", "MiniMax-Hailuo-2.3-Fast", "MiniMax-Hailuo-02", "T2V-01", "T2V-01-Director",
-                "I2V-01", "I2V-01-Director", "I2V-01-live", "S2V-01"}
+PROMPT_MAX_CHARS, TEXT_MAX_CHARS = 2000, 50_000
+_HAILUO_23 = {None: (6, 10), "768P": (6, 10), "1080P": (6,)}
+#: the API's model → {resolution (None: not sent): durations} table
+VIDEO_COMBINATIONS: dict[str, dict[str | None, tuple[int, ...]]] = {
+    "MiniMax-Hailuo-2.3": _HAILUO_23, "MiniMax-Hailuo-2.3-Fast": _HAILUO_23,
+    "MiniMax-Hailuo-02": {None: (6, 10), "512P": (6,), "768P": (6, 10), "1080P": (6,)},
+    **dict.fromkeys(("T2V-01", "T2V-01-Director", "I2V-01", "I2V-01-Director", "I2V-01-live", "S2V-01"), {None: (6,)}),
+}
+VIDEO_MODELS = set(VIDEO_COMBINATIONS)
+I2V_ONLY = {"MiniMax-Hailuo-2.3-Fast", "I2V-01", "I2V-01-Director", "I2V-01-live"}
 MESSAGES = {
     1002: "rate limit exceeded", 1004: "login fail: Please carry the API secret key in the 'Authorization' field "
     "of the request header", 1008: "insufficient balance", 1026: "input new_sensitive", 1027: "output new_sensitive",
@@ -52,10 +60,10 @@ SEED_VIDEO_FILE_ID_2 = 316338466210003
 
 DEMO_RUNS: list[tuple[str, dict]] = [
     ("minimax_generate_video", {"prompt": "A lighthouse at dawn, waves rolling in", "model": "MiniMax-Hailuo-02",
-                                "duration": 6, "resolution": "768P", "poll_interval": 2, "timeout": 600}),
+                                "duration": 6, "resolution": "768P", "poll_interval": 2, "timeout": "PT10M"}),
     ("minimax_generate_speech", {"text": "Artifact Harvest archived your files.", "model": "speech-2.8-hd",
                                  "voice_id": "English_Graceful_Lady", "format": "mp3", "poll_interval": 2,
-                                 "timeout": 600}),
+                                 "timeout": "PT10M"}),
     ("minimax_archive_file", {"file_id": SEED_VIDEO_FILE_ID}),
     ("minimax_archive_new_files", {}),
 ]
@@ -202,19 +210,38 @@ def _create(kind: str, body: dict[str, Any], state: EmulatorState) -> web.Respon
     return envelope(task_id=task_id)
 
 
+def _video_problem(body: dict[str, Any]) -> str | None:
+    """Why MiniMax would refuse this video request (2013), or None."""
+    model, prompt = body.get("model"), str(body.get("prompt") or "")
+    if model not in VIDEO_MODELS:
+        return f"model {model!r} is not supported"
+    if not prompt.strip() and not body.get("first_frame_image"):
+        return "prompt is required"
+    if len(prompt) > PROMPT_MAX_CHARS:
+        return f"prompt exceeds {PROMPT_MAX_CHARS} characters"
+    resolution, duration = body.get("resolution"), body.get("duration", 6)
+    allowed = VIDEO_COMBINATIONS[model]
+    if resolution not in allowed or duration not in allowed[resolution]:
+        return f"{model} does not support duration {duration} at resolution {resolution or 'default'}"
+    if model in I2V_ONLY and not body.get("first_frame_image"):
+        return f"first_frame_image is required for {model}"
+    return None
+
+
 async def create_video(request: web.Request, state: EmulatorState) -> web.Response:
     body = await _json(request)
-    if body.get("model") not in VIDEO_MODELS:
-        return envelope(2013, f"invalid params, model {body.get('model')!r} is not supported")
-    if not body.get("prompt") and not body.get("first_frame_image"):
-        return envelope(2013, "invalid params, prompt is required")
+    if problem := _video_problem(body):
+        return envelope(2013, f"invalid params, {problem}")
     return _create("video", body, state)
 
 
 async def create_speech(request: web.Request, state: EmulatorState) -> web.Response:
     body = await _json(request)
-    if not body.get("model") or not body.get("text") or not (body.get("voice_setting") or {}).get("voice_id"):
+    text = str(body.get("text") or "")
+    if not body.get("model") or not text.strip() or not (body.get("voice_setting") or {}).get("voice_id"):
         return envelope(2013, "invalid params, model, text and voice_setting.voice_id are required")
+    if len(text) > TEXT_MAX_CHARS:
+        return envelope(2013, f"invalid params, text exceeds {TEXT_MAX_CHARS} characters")
     return _create("speech", body, state)
 
 

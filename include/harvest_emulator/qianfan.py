@@ -61,8 +61,8 @@ SEEDED_MODEL_ID = "amv-demoseeded01"
 SEEDED_EXPORT_ID = "amve-demoseeded01"
 
 DEMO_RUNS: list[tuple[str, dict]] = [
-    ("qianfan_export_model", {"model_version_id": SEEDED_MODEL_ID, "poll_interval": 2, "timeout": 600}),
-    ("qianfan_export_model", {"model_version_id": "amv-demofresh01", "poll_interval": 2, "timeout": 600}),
+    ("qianfan_export_model", {"model_version_id": SEEDED_MODEL_ID, "poll_interval": 2, "timeout": "PT10M"}),
+    ("qianfan_export_model", {"model_version_id": "amv-demofresh01", "poll_interval": 2, "timeout": "PT10M"}),
 ]
 
 _STAGES = {
@@ -186,7 +186,7 @@ async def model_action(request: web.Request) -> web.Response:
     except ValueError:
         return _error(400, "MalformedJSON", "The request body is not valid JSON")
     model_id = body.get("modelId") if isinstance(body, dict) else None
-    if not isinstance(model_id, str) or not model_id.startswith("amv-"):
+    if not isinstance(model_id, str) or not re.fullmatch(r"amv-[a-z0-9]+", model_id):
         return _error(400, "InvalidRequestArgumentError", f"modelId must be a model version id (amv-...), got {model_id!r}")
     request_id = str(uuid.uuid4())
     if action == "CreateModelExportTask":

@@ -13,6 +13,41 @@ def _field(label: str, description: str, **schema: Any) -> dict[str, Any]:
     return {"label": label, "description": description, "schema": {"type": ["string", "null"], **schema}}
 
 
+def _required(label: str, description: str, **schema: Any) -> dict[str, Any]:
+    """A non-nullable type is what the connection form marks as required (*)."""
+    return {"label": label, "description": f"Required. {description}", "schema": {"type": "string", "minLength": 1,
+                                                                                 **schema}}
+
+
+# Standard fields take no help text, only labels and placeholders: the host and key placeholders say the
+# regions and where each key is; the Description placeholder holds the whole text (served by the API;
+# Airflow 3.3.2's form does not show it).
+FLIGHTHUB2_HELP = (
+    "Base URL, one per region (an organization key works only on the region that issued it): "
+    "China https://es-flight-api-cn.djigate.com · Europe https://es-flight-api-eu.djigate.com · "
+    "United States https://es-flight-api-us.djigate.com · On-premises http://<your server>:30812. "
+    "Organization key: FlightHub 2 web UI → My Organization → Organization Settings → FlightHub Sync → "
+    "Organization Key (some versions: OpenAPI or Cloud Interconnect). "
+    "Project UUID (required, under Extra Fields): the project's uuid from GET /openapi/v0.1/project."
+)
+MINIMAX_HELP = (
+    "Base URL by platform (the API key must belong to it): International https://api.minimax.io · "
+    "Mainland China https://api.minimaxi.com. API key: platform.minimax.io (or platform.minimaxi.com) → "
+    "Account Management → API Keys; pay-as-you-go keys start with sk-api-, subscription keys with sk-cp-."
+)
+QIANFAN_HELP = (
+    "Base URL: https://qianfan.baidubce.com (one host for every region). Access key (AK) and secret key (SK): "
+    "Baidu AI Cloud console (console.bce.baidu.com) → your avatar → Security Authentication → Access Key "
+    "(IAM → Access keys); the key's user needs QianfanFullControlAccessPolicy or "
+    "QianfanModelTuningFullControlAccessPolicy."
+)
+
+
+#: Airflow 3.3.2's Test button in the connection list sends port 0 for a connection without one and then
+#: refuses to test ("host or port differs from the stored connection"): store the port
+PORT_HINT = "443 for https (set it: the connection list's Test button needs a stored port)"
+
+
 def get_provider_info() -> dict[str, Any]:
     return {
         "package-name": "artifact-harvest",
@@ -26,12 +61,14 @@ def get_provider_info() -> dict[str, Any]:
                 "hook-class-name": "artifact_harvest.flighthub2.hook.FlightHub2Hook",
                 "hook-name": "DJI FlightHub 2",
                 "conn-fields": {
-                    "project_uuid": _field(
+                    "project_uuid": _required(
                         "Project UUID",
-                        "Sent as X-Project-Uuid; data.list[].uuid of GET /openapi/v0.1/project.",
+                        "Sent as X-Project-Uuid: data.list[].uuid of GET /openapi/v0.1/project (Test lists "
+                        "whether the key sees it); the key's user must be a member of the project.",
                     ),
                     "language": _field(
-                        "Language", "Sent as X-Language.", enum=["zh", "en"], default="en"
+                        "Language", "Language of FlightHub 2's messages (X-Language).", enum=["English", "Chinese"],
+                        default="English",
                     ),
                     "verify_ssl": {
                         "label": "Verify TLS",
@@ -40,9 +77,16 @@ def get_provider_info() -> dict[str, Any]:
                     },
                 },
                 "ui-field-behaviour": {
-                    "hidden-fields": ["schema", "port", "login", "extra"],
-                    "relabeling": {"host": "Base URL", "password": "Organization key (X-User-Token)"},
-                    "placeholders": {"host": "https://es-flight-api-cn.djigate.com"},
+                    "hidden-fields": ["schema", "login", "extra"],
+                    "relabeling": {"host": "Base URL (region host)",
+                                   "password": "Organization key (X-User-Token)"},
+                    "placeholders": {
+                        "host": "https://es-flight-api-eu.djigate.com (EU); -cn China; -us US; "
+                        "on-premises http://<server>:30812",
+                        "password": "My Organization → Organization Settings → FlightHub Sync → Organization Key",
+                        "port": PORT_HINT,
+                        "description": FLIGHTHUB2_HELP,
+                    },
                 },
             },
             {
@@ -54,7 +98,8 @@ def get_provider_info() -> dict[str, Any]:
                         "Path prefix",
                         "Prefix for gateways that serve e.g. /minimax/v1/files/retrieve; empty for MiniMax itself.",
                     ),
-                    "group_id": _field("Group ID", "Sent as GroupId only when set (older accounts)."),
+                    "group_id": _field("Group ID", "Sent as GroupId only when set (older accounts; current keys "
+                                       "answer 1004 token not match group when it is set)."),
                     "verify_ssl": {
                         "label": "Verify TLS",
                         "description": "Verify TLS certificates.",
@@ -62,9 +107,14 @@ def get_provider_info() -> dict[str, Any]:
                     },
                 },
                 "ui-field-behaviour": {
-                    "hidden-fields": ["schema", "port", "login", "extra"],
-                    "relabeling": {"host": "Base URL", "password": "API key"},
-                    "placeholders": {"host": "https://api.minimax.io"},
+                    "hidden-fields": ["schema", "login", "extra"],
+                    "relabeling": {"host": "Base URL (platform host)", "password": "API key"},
+                    "placeholders": {
+                        "host": "https://api.minimax.io (International) or https://api.minimaxi.com (Mainland China)",
+                        "password": "Account Management → API Keys (sk-api-… or sk-cp-…)",
+                        "port": PORT_HINT,
+                        "description": MINIMAX_HELP,
+                    },
                 },
             },
             {
@@ -84,9 +134,15 @@ def get_provider_info() -> dict[str, Any]:
                     },
                 },
                 "ui-field-behaviour": {
-                    "hidden-fields": ["schema", "port", "extra"],
+                    "hidden-fields": ["schema", "extra"],
                     "relabeling": {"host": "Base URL", "login": "Access key (AK)", "password": "Secret key (SK)"},
-                    "placeholders": {"host": "https://qianfan.baidubce.com"},
+                    "placeholders": {
+                        "host": "https://qianfan.baidubce.com",
+                        "login": "console.bce.baidu.com → avatar → Security Authentication → Access Key",
+                        "password": "the SK shown next to the AK (Access Key page)",
+                        "port": PORT_HINT,
+                        "description": QIANFAN_HELP,
+                    },
                 },
             },
         ],

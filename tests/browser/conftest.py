@@ -195,3 +195,20 @@ def nav_link(page, name: str):
 def login_fixture():
     """``login`` as a fixture too, for tests that prefer injection to import."""
     return login
+
+
+def poll(read, done=bool, timeout: float = 120):
+    """``read()`` until ``done(value)``; a slow or failed answer (a loaded machine) is one more try."""
+    import requests
+
+    deadline, value = time.monotonic() + timeout, None
+    while time.monotonic() < deadline:
+        try:
+            value = read()
+        except (requests.RequestException, RuntimeError):  # RuntimeError: AirflowApi's HTTP 5xx
+            time.sleep(0.5)
+            continue
+        if done(value):
+            return value
+        time.sleep(0.5)
+    raise AssertionError(f"not done after {timeout} s: last {value!r}")

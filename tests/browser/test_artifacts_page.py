@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser.conftest import ROOT, login, nav_link
+from tests.browser.conftest import ROOT, login, nav_link, poll
 
 DOCS_SCREENSHOT = ROOT / "docs" / "artifacts-page.png"
 
@@ -34,14 +34,14 @@ def demo_archive(airflow_ui, emulator) -> dict[str, str]:
     api.wait_for_dags(sorted({dag_id for dag_id, _ in runs}), timeout=180)
     triggered = {}
     for dag_id, conf in runs:
-        _poll(lambda: api.unpause(dag_id) or True, bool, 120)
+        poll(lambda: api.unpause(dag_id) or True, bool, 120)
         fast = {**conf, "poll_interval": 0.2} if "poll_interval" in conf else conf
         triggered[dag_id] = _trigger(api, dag_id, fast)
     for dag_id, run_id in triggered.items():
-        state = _poll(lambda: api.run(dag_id, run_id)["state"], lambda s: s in ("success", "failed"), 600)
+        state = poll(lambda: api.run(dag_id, run_id)["state"], lambda s: s in ("success", "failed"), 600)
         assert state == "success", (dag_id, run_id, state, airflow_ui.log_tail())
     # unpausing a scheduled DAG also starts its latest run: let those end too
-    _poll(lambda: api.json("GET", "/api/v2/dags/~/dagRuns", params={"state": ["queued", "running"]})["total_entries"],
+    poll(lambda: api.json("GET", "/api/v2/dags/~/dagRuns", params={"state": ["queued", "running"]})["total_entries"],
           lambda active: active == 0, 300)
     return triggered
 
@@ -57,25 +57,10 @@ def _trigger(api, dag_id: str, conf: dict) -> str:
         assert resp.status_code in (200, 409, 500, 503), resp.text
         return resp.status_code
 
-    _poll(post, lambda status: status in (200, 409), 120)
+    poll(post, lambda status: status in (200, 409), 120)
     return run_id
 
 
-def _poll(read, done, timeout: float):
-    """``read()`` until ``done(value)``; a slow or failed answer (a loaded machine) is one more try."""
-    import requests
-
-    deadline, value = time.monotonic() + timeout, None
-    while time.monotonic() < deadline:
-        try:
-            value = read()
-        except (requests.RequestException, RuntimeError):  # RuntimeError: AirflowApi's HTTP 5xx
-            time.sleep(0.5)
-            continue
-        if done(value):
-            return value
-        time.sleep(0.5)
-    raise AssertionError(f"not done after {timeout} s: last {value!r}")
 
 
 def artifacts_frame(page):

@@ -19,7 +19,8 @@ from harvest_emulator.credentials import FLIGHTHUB2_TOKEN
 from harvest_emulator.flighthub2 import DEFAULT_SIZE, DEMO_FILE_ID, DEMO_RUNS
 
 PHOTOS = Path(__file__).resolve().parents[2] / "include" / "sample_data" / "flighthub2_photos"
-FAST = {"poll_interval": 0.05, "timeout": 30}
+FAST = {"poll_interval": 0.05, "timeout": "PT30S"}
+TYPE_NAMES = {1: "2d", 2: "3d", 3: "3dgs", 4: "lidar"}  # model_type enum → the DAG's name
 
 
 def archived(archive_root: Path, key: str) -> dict:
@@ -72,6 +73,11 @@ def test_reconstruct_model_end_to_end(sandbox, archive_root, capfd):
         assert manifest["source"] == {"model_uuid": job["job_id"], "resource_uuid": job["data"]["resource_uuid"],
                                       "model_type": job["data"]["model_type"], "file_id": file_id}
         assert manifest["size_bytes"] == DEFAULT_SIZE and manifest["sha256"] == remote_sha256(file_id)
+    # mapped task instances are labelled "<model type> <model uuid>" in the UI, not 0, 1, ...
+    labels = {TYPE_NAMES[t]: f"{TYPE_NAMES[t]} {job['job_id']}" for t, job in jobs.items()}
+    for task_id in ("wait_for_model", "wait_for_download_url", "download_and_archive"):
+        rendered = {ti.rendered_map_index for ti in run.get_task_instances() if ti.task_id == task_id}
+        assert rendered == set(labels.values()), task_id
     assert len(sandbox.control.requests(r"^/s3/")) == len(list(PHOTOS.iterdir()))
     assert len(sandbox.control.requests("reconstruction/start")) == 1
     resource = FlightHub2Hook().resource(job["data"]["resource_uuid"])
@@ -95,11 +101,11 @@ def test_start_retry_reattaches_instead_of_starting_twice(sandbox):
     resource_uuid = upload(hook)
     store = StateStore()
     operator = FlightHub2StartReconstructionOperator(
-        task_id="start_reconstruction", resource_uuid=resource_uuid, model_types=["3d", "3dgs"]
+        task_id="start_reconstruction", resource_uuid=resource_uuid, model_types=["2d", "3d"]
     )
     first = operator.execute({"task_state_store": store})
     second = operator.execute({"task_state_store": store})  # the retry
-    assert first == second and [m["model_type"] for m in first] == ["3d", "3dgs"]
+    assert first == second and [m["model_type"] for m in first] == ["2d", "3d"]
     assert len(sandbox.control.requests("reconstruction/start")) == 1
     assert len(sandbox.control.jobs("flighthub2")) == 2
 
@@ -129,7 +135,7 @@ def test_download_model_by_file_id(sandbox, archive_root):
 
 def test_download_model_by_model_uuid(sandbox, archive_root):
     hook = FlightHub2Hook()
-    model_uuid = hook.start_reconstruction(upload(hook), {"3dgs": {}})["3dgs"]
+    model_uuid = hook.start_reconstruction(upload(hook), {"2d": {}})["2d"]
     run = load_dag("flighthub2_download_model").test(run_conf={"model_uuid": model_uuid, **FAST})
     assert run.state == "success", task_states(run)
     [job] = sandbox.control.jobs("flighthub2")
@@ -175,6 +181,8 @@ def test_archive_project_models_backfill_two_days(sandbox, archive_root):
     run = run_day(day1)
     assert run.state == "success", task_states(run)
     assert archived_keys(archive_root) == {created["d1a"], created["d1b"]}
+    labels = {ti.rendered_map_index for ti in run.get_task_instances() if ti.task_id == "download_and_archive"}
+    assert labels == {f"file {created[k].split('-')[1]}" for k in ("d1a", "d1b")}  # not 0, 1, ...
     run = run_day(day2)
     assert run.state == "success", task_states(run)
     assert archived_keys(archive_root) == {created["d1a"], created["d1b"], created["d2"]}

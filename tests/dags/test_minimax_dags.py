@@ -21,7 +21,11 @@ from harvest_emulator.minimax import (
     SEED_VIDEO_FILE_ID_2,
 )
 
-FAST = {"poll_interval": 0.05, "timeout": 30}
+FAST = {"poll_interval": 0.05, "timeout": "PT30S"}
+#: the inputs each paid DAG requires (no demo defaults), plus fast polling
+INPUTS = {"minimax_generate_video": {"prompt": "a red kite", **FAST},
+          "minimax_generate_speech": {"text": "hello there", **FAST}}
+VIDEO = INPUTS["minimax_generate_video"]
 
 
 def archived(archive_root: Path, file_id: int) -> dict:
@@ -93,7 +97,7 @@ def test_generate_speech_archives_bundle_and_lists_members(sandbox, archive_root
 ])
 def test_failed_task_fails_the_run_and_archives_nothing(sandbox, archive_root, capfd, dag_id, scenario, spelling):
     sandbox.control.push_scenario("minimax", **scenario)
-    run = load_dag(dag_id).test(run_conf=FAST)
+    run = load_dag(dag_id).test(run_conf=INPUTS[dag_id])
     assert run.state == "failed"
     assert task_states(run)["wait"] == "failed" and task_states(run)["download_and_archive"] == "upstream_failed"
     assert f"status {spelling!r}" in output(capfd)
@@ -102,7 +106,7 @@ def test_failed_task_fails_the_run_and_archives_nothing(sandbox, archive_root, c
 
 def test_terminal_code_on_create_fails_with_its_meaning(sandbox, archive_root, capfd):
     sandbox.control.push_scenario("minimax", error_code=1008)
-    run = load_dag("minimax_generate_video").test(run_conf=FAST)
+    run = load_dag("minimax_generate_video").test(run_conf=VIDEO)
     assert run.state == "failed" and task_states(run)["create"] == "failed"
     text = output(capfd)
     assert "insufficient balance" in text and "code 1008" in text
@@ -113,7 +117,7 @@ def test_terminal_code_on_create_fails_with_its_meaning(sandbox, archive_root, c
 def test_rate_limited_polling_recovers(sandbox, archive_root):
     sandbox.control.add_fault(route="/v1/query/video_generation", kind="envelope",
                               body={"base_resp": {"status_code": 1002, "status_msg": "rate limit"}}, times=2)
-    run = load_dag("minimax_generate_video").test(run_conf=FAST)
+    run = load_dag("minimax_generate_video").test(run_conf=VIDEO)
     assert run.state == "success", task_states(run)
     assert len([a for a in sandbox.control.faults()["applied"] if a["kind"] == "envelope"]) == 2
 
@@ -189,7 +193,7 @@ def test_url_expiring_mid_download_is_refreshed_and_resumed(sandbox, archive_roo
     sandbox.control.push_scenario("minimax", size=size)
     sandbox.control.add_fault(route="^/blobs/", kind="slow", rate=32 * 1024, times=1)
     sandbox.control.add_fault(route="^/blobs/", kind="drop", after_bytes=cut, times=1)
-    run = load_dag("minimax_generate_video").test(run_conf=FAST)
+    run = load_dag("minimax_generate_video").test(run_conf=VIDEO)
     assert run.state == "success", task_states(run)
     blob_calls = sandbox.control.requests("^/blobs/")
     assert [c["status"] for c in blob_calls] == [200, 403, 206]

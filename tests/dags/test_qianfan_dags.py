@@ -14,7 +14,7 @@ from support import load_dag, task_states
 from harvest_emulator.credentials import QIANFAN_AK, QIANFAN_SK
 from harvest_emulator.qianfan import DEMO_RUNS, SEEDED_EXPORT_ID, SEEDED_MODEL_ID
 
-FAST = {"poll_interval": 0.05, "timeout": 30}
+FAST = {"poll_interval": 0.05, "timeout": "PT30S"}
 
 
 @pytest.fixture(scope="module")

@@ -153,7 +153,7 @@ def test_celery_worker_killed_mid_download_resumes_with_range(live):
     control = live.emulator.control
     control.push_scenario("qianfan", size=size)  # the next export is a 48 MiB tar
     control.add_fault(route="^/blobs/", kind="slow", rate=3_000_000, times=1)  # ~16 s: time to kill it
-    conf = {"model_version_id": f"amv-kill{secrets.token_hex(4)}", "poll_interval": 0.5, "timeout": 600}
+    conf = {"model_version_id": f"amv-kill{secrets.token_hex(4)}", "poll_interval": 0.5, "timeout": "PT10M"}
     run_id = live.api.trigger("qianfan_export_model", conf)
 
     part = wait_until(

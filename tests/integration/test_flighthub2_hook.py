@@ -17,7 +17,8 @@ PHOTOS = Path(__file__).resolve().parents[2] / "include" / "sample_data" / "flig
 
 
 def _conn(monkeypatch, conn_id: str, url: str, password: str = FLIGHTHUB2_TOKEN, **extra) -> str:
-    conn = {"conn_type": "flighthub2", "host": url, "password": password, "extra": extra}
+    conn = {"conn_type": "flighthub2", "host": url, "password": password,
+            "extra": {"project_uuid": FLIGHTHUB2_PROJECT_UUID, **extra}}
     monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(conn))
     return conn_id
 
@@ -175,6 +176,21 @@ def test_wrong_project_is_fatal_with_membership_hint(emu, monkeypatch):
         hook.obtain_upload_credential()
     assert info.value.code == 200403
     assert emu.control.requests("obtain_token")[0]["headers"]["X-Language"] == "zh"
+
+
+def test_missing_project_uuid_names_the_field(monkeypatch, emu):
+    with pytest.raises(FatalProviderError, match="Project UUID") as info:
+        FlightHub2Hook(_conn(monkeypatch, "fh_noproject", emu.url, project_uuid="")).projects()
+    assert info.value.field == "project_uuid" and "fh_noproject" in str(info.value)
+    assert emu.control.requests("/openapi/") == []  # refused before any call
+
+
+def test_language_is_a_word_in_the_connection(monkeypatch, emu):
+    """Stored as English/Chinese (the masker warns about two-letter extra values); sent as the code."""
+    FlightHub2Hook(_conn(monkeypatch, "fh_zh", emu.url, language="Chinese")).projects()
+    assert emu.control.requests("/openapi/v0.1/project")[0]["headers"]["X-Language"] == "zh"
+    with pytest.raises(FatalProviderError, match="English or Chinese"):
+        FlightHub2Hook(_conn(monkeypatch, "fh_fr", emu.url, language="French")).projects()
 
 
 def test_no_password_is_fatal(monkeypatch, emu):

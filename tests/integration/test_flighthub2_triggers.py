@@ -11,7 +11,7 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException, Airfl
 from artifact_harvest.flighthub2.hook import FlightHub2Hook
 from artifact_harvest.flighthub2.sensors import FlightHub2DownloadUrlSensor, FlightHub2ModelReadySensor
 from artifact_harvest.flighthub2.triggers import FlightHub2DownloadUrlTrigger, FlightHub2ModelReadyTrigger
-from harvest_emulator.credentials import FLIGHTHUB2_TOKEN
+from harvest_emulator.credentials import FLIGHTHUB2_PROJECT_UUID, FLIGHTHUB2_TOKEN
 
 from test_flighthub2_hook import upload
 
@@ -75,7 +75,8 @@ async def test_transient_errors_are_tolerated_then_bounded(emu):
 
 async def test_fatal_error_ends_the_trigger(emu, monkeypatch):
     model_uuid = start()
-    monkeypatch.setenv("AIRFLOW_CONN_FH_BAD", '{"conn_type": "flighthub2", "host": "%s", "password": "wrong"}' % emu.url)
+    monkeypatch.setenv("AIRFLOW_CONN_FH_BAD", '{"conn_type": "flighthub2", "host": "%s", "password": "wrong", '
+                       '"extra": {"project_uuid": "%s"}}' % (emu.url, FLIGHTHUB2_PROJECT_UUID))
     [event] = await events(model_trigger(model_uuid, conn_id="fh_bad"))
     assert event["status"] == "error" and event["retryable"] is False and event["code"] == 200401
 

@@ -15,7 +15,7 @@ from harvest_emulator.flighthub2 import UPLOAD_BUCKET
 from artifact_harvest.core.errors import InvalidParameterError
 from artifact_harvest.flighthub2.hook import FlightHub2Hook
 from artifact_harvest.flighthub2.operators import FlightHub2UploadPhotosOperator
-from artifact_harvest.flighthub2.upload import MULTIPART_THRESHOLD, PART_SIZE
+from artifact_harvest.flighthub2.upload import MULTIPART_THRESHOLD
 from tests.support import StateStore
 
 PHOTOS = Path(__file__).resolve().parents[2] / "include" / "sample_data" / "flighthub2_photos"

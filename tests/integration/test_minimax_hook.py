@@ -28,7 +28,7 @@ def _finish_video(hook: MiniMaxHook, task_id: str) -> dict:
 
 def test_video_flow_create_query_retrieve(emu):
     hook = MiniMaxHook()
-    task_id = hook.create_video("a cat", "T2V-01", duration=6, resolution="768P")
+    task_id = hook.create_video("a cat", "MiniMax-Hailuo-02", duration=6, resolution="768P")
     answer = _finish_video(hook, task_id)
     assert isinstance(answer["file_id"], str)  # the documented string form
     file = hook.retrieve_file(answer["file_id"])

@@ -14,7 +14,7 @@ from artifact_harvest.minimax.operators import (
 
 
 @pytest.mark.parametrize(("operator", "route"), [
-    (MiniMaxCreateVideoOperator(task_id="create", prompt="p", model="T2V-01", duration="6", resolution="768P",
+    (MiniMaxCreateVideoOperator(task_id="create", prompt="p", model="MiniMax-Hailuo-02", duration="6", resolution="768P",
                                 first_frame_image=""), "/v1/video_generation"),
     (MiniMaxCreateSpeechOperator(task_id="create", text="hi", voice_id="v", audio_format="wav"), "/v1/t2a_async_v2"),
 ])
@@ -30,11 +30,12 @@ def test_retry_reattaches_instead_of_submitting_again(emu, operator, route):
 
 
 def test_video_options_are_sent_typed_and_empty_ones_left_out(emu):
-    op = MiniMaxCreateVideoOperator(task_id="create", prompt="p", model="T2V-01", duration="10", resolution="768P",
+    op = MiniMaxCreateVideoOperator(task_id="create", prompt="p", model="MiniMax-Hailuo-02", duration="10", resolution="768P",
                                     first_frame_image="")
     op.execute({"task_state_store": StateStore()})
     [job] = emu.control.jobs("minimax")
-    assert job["data"]["body"] == {"model": "T2V-01", "prompt": "p", "duration": 10, "resolution": "768P"}
+    assert job["data"]["body"] == {"model": "MiniMax-Hailuo-02", "prompt": "p", "duration": 10,
+                                      "resolution": "768P"}
 
 
 def test_download_refuses_a_file_without_url_yet(emu):

@@ -45,7 +45,9 @@ def test_connection_forms_have_labelled_fields_and_behaviour():
     pm = ProvidersManager()
     widgets = pm.connection_form_widgets
     assert widgets["extra__flighthub2__project_uuid"].field["schema"]["title"] == "Project UUID"
-    assert widgets["extra__flighthub2__language"].field["schema"]["enum"] == ["zh", "en"]
+    assert widgets["extra__flighthub2__language"].field["schema"]["enum"] == ["English", "Chinese"]
+    # required: a non-nullable type is what the form marks with *
+    assert widgets["extra__flighthub2__project_uuid"].field["schema"]["type"] == "string"
     assert "extra__minimax__path_prefix" in widgets and "extra__minimax__group_id" in widgets
     assert "extra__qianfan__sign_expiration_seconds" in widgets
     behaviours = pm.field_behaviours
@@ -54,3 +56,17 @@ def test_connection_forms_have_labelled_fields_and_behaviour():
     assert behaviours["qianfan"]["relabeling"] == {
         "host": "Base URL", "login": "Access key (AK)", "password": "Secret key (SK)",
     }
+
+
+def test_help_texts_name_every_region_host_and_where_each_key_is():
+    from airflow.providers_manager import ProvidersManager
+
+    behaviours = ProvidersManager().field_behaviours
+    help_text = {conn_type: " ".join(b["placeholders"].values()) for conn_type, b in behaviours.items()}
+    for host in ("es-flight-api-cn.djigate.com", "es-flight-api-eu.djigate.com", "es-flight-api-us.djigate.com",
+                 ":30812"):
+        assert host in help_text["flighthub2"]
+    assert "Organization Settings → FlightHub Sync → Organization Key" in help_text["flighthub2"]
+    assert "api.minimax.io" in help_text["minimax"] and "api.minimaxi.com" in help_text["minimax"]
+    assert "API Keys" in help_text["minimax"]
+    assert "qianfan.baidubce.com" in help_text["qianfan"] and "Access Key" in help_text["qianfan"]

@@ -1,9 +1,12 @@
-"""What every pipeline DAG shares, so DAG files stay thin: default args and tags."""
+"""What every pipeline DAG shares, so DAG files stay thin: default args, tags, the waiting Params."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 from typing import Any
+
+import pendulum
+from airflow.sdk import Param
 
 OWNER = "artifact-harvest"
 
@@ -25,3 +28,48 @@ def default_args(**overrides: Any) -> dict[str, Any]:
 
 def tags(provider: str, *more: str) -> list[str]:
     return ["artifact-harvest", provider, *more]
+
+
+#: where the trigger forms put what most runs leave alone
+WAITING_SECTION = "Waiting (advanced)"
+
+
+def duration_seconds(value: str | float) -> float:
+    """An ISO 8601 duration from a trigger form (``PT6H``, ``P7D``) in seconds, for a sensor's timeout.
+
+    Airflow 3.3 renders ``format: duration`` Params as a checked text box; this filter (``| seconds`` in a
+    template) turns the value back into the seconds the sensors take. Plain numbers pass through.
+    """
+    if isinstance(value, (int, float)):
+        return float(value)
+    parsed = pendulum.parse(str(value).strip())
+    if not isinstance(parsed, pendulum.Duration) or parsed.total_seconds() <= 0:
+        raise ValueError(f"expected a positive ISO 8601 duration such as PT6H or P7D, got {value!r}")
+    return parsed.total_seconds()
+
+
+#: ``user_defined_filters`` of every DAG with a duration Param
+FILTERS = {"seconds": duration_seconds}
+
+
+def timeout_param(default: str, what: str) -> Param:
+    """The wait timeout as an ISO 8601 duration a person reads (``P7D`` rather than 604800)."""
+    return Param(default, type="string", format="duration", title="Timeout", section=WAITING_SECTION,
+                 description=f"How long to wait for {what} before the run fails: an ISO 8601 duration, e.g. "
+                 "PT30M (30 minutes), PT6H (6 hours), P1D (1 day), P7D (7 days).")
+
+
+def poll_interval_param(default: float, hint: str, minimum: float = 0.05) -> Param:
+    return Param(default, type="number", minimum=minimum, maximum=3600, title="Poll interval (seconds)",
+                 section=WAITING_SECTION, description=f"Seconds between status checks while waiting. {hint}")
+
+
+def waiting_params(poll_interval: float, poll_hint: str, timeout: str, what: str,
+                   minimum: float = 0.05) -> dict[str, Param]:
+    """``poll_interval`` and ``timeout``, in the form's advanced section; pass them on with ``WAIT_ARGS``."""
+    return {"poll_interval": poll_interval_param(poll_interval, poll_hint, minimum),
+            "timeout": timeout_param(timeout, what)}
+
+
+#: a sensor's arguments from ``waiting_params`` (the DAG needs ``user_defined_filters=FILTERS``)
+WAIT_ARGS = {"poll_interval": "{{ params.poll_interval }}", "wait_timeout": "{{ params.timeout | seconds }}"}

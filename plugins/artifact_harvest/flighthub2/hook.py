@@ -22,6 +22,7 @@ from artifact_harvest.core.errors import (
 from artifact_harvest.core.hook import ProviderHook
 from artifact_harvest.core.http import REFUSED_STATUSES, ApiClient, ApiResponse, Call, Redactor, is_transient_status
 from artifact_harvest.flighthub2.status import MODEL_TYPES
+from artifact_harvest.flighthub2.validation import check_language, check_project_uuid
 
 #: rate limiting: the request was refused, so even a start may be sent again
 RATE_LIMIT_CODES = frozenset({210429})
@@ -33,7 +34,6 @@ FATAL_HINTS = {
     "→ FlightHub Sync → Organization Key) and that the host is the region that issued it",
     200403: "check the connection's project_uuid and that the organization key's user is a member of that project",
 }
-LANGUAGES = ("zh", "en")
 #: the upload callback accepts at most this many files per call
 CALLBACK_BATCH = 100
 
@@ -42,7 +42,8 @@ class FlightHub2Hook(ProviderHook):
     """DJI FlightHub 2 OpenAPI.
 
     :param conn_id: connection of type ``flighthub2``: host = base URL, password = organization key
-        (``X-User-Token``), extra ``project_uuid`` (``X-Project-Uuid``) and ``language`` (``X-Language``).
+        (``X-User-Token``), extra ``project_uuid`` (``X-Project-Uuid``, required) and
+        ``language`` (``X-Language``: English or Chinese).
     :param api_version: path version, ``v0.1`` (documented V1) or ``v2.0``.
     """
 
@@ -64,12 +65,8 @@ class FlightHub2Hook(ProviderHook):
     def build_client(self, conn: Any, extra: dict[str, Any]) -> ApiClient:
         token = self.require_secret(conn, conn.password, "organization key (password)")
         self._redact = Redactor([token])
-        language = extra.get("language") or "en"
-        if language not in LANGUAGES:
-            raise InvalidParameterError(self.provider, "language", f"must be one of {LANGUAGES}, got {language!r}")
-        headers = {"X-User-Token": token, "X-Language": language}
-        if extra.get("project_uuid"):
-            headers["X-Project-Uuid"] = str(extra["project_uuid"])
+        headers = {"X-User-Token": token, "X-Language": check_language(extra.get("language")),
+                   "X-Project-Uuid": check_project_uuid(extra.get("project_uuid"), self.conn_id)}
         return ApiClient(
             provider=self.provider,
             base_url=self.base_url(conn),
@@ -272,6 +269,20 @@ class FlightHub2Hook(ProviderHook):
 
     async def adownload_url(self, file_id: str) -> dict[str, Any]:
         return await self._arun(self._download_url(file_id)) or {}
+
+    # -- the connection form's Test button -----------------------------------------------------------
+    def test_connection(self) -> tuple[bool, str]:
+        """One project-list call: the key, its region (host) and whether the Project UUID is one of its projects."""
+        try:
+            project = self.client.headers["X-Project-Uuid"]
+            projects = self.projects(page_size=100)
+        except ProviderError as exc:
+            return False, str(exc)
+        if project not in {str(p.get("uuid")) for p in projects}:
+            more = " (only the first 100 were checked)" if len(projects) == 100 else ""
+            return False, (f"FlightHub 2 accepted the organization key, but project {project} is not among its "
+                           f"{len(projects)} projects{more}: check the Project UUID and the key user's membership")
+        return True, f"FlightHub 2 accepted the organization key (code 0); project {project} is visible"
 
 
 class FlightHub2HookMixin:

@@ -20,6 +20,7 @@ from artifact_harvest.core.polling import Phase
 from artifact_harvest.flighthub2.hook import FlightHub2Hook, FlightHub2HookMixin
 from artifact_harvest.flighthub2.status import judge_open_model
 from artifact_harvest.flighthub2.upload import PhotoUploader, UploadTarget, list_photos
+from artifact_harvest.flighthub2.validation import check_image_count
 
 PROVIDER = "flighthub2"
 UPLOAD_STATE = "flighthub2_upload"
@@ -43,18 +44,21 @@ class FlightHub2UploadPhotosOperator(_FlightHub2Operator):
     :param photos: local folder or object-storage URI (``s3://bucket/prefix``, ``file:///…``) (templated).
     :param resource_uuid: an already uploaded resource; when set nothing is uploaded (templated).
     :param resource_name: display name of the resource (templated).
+    :param model_types: the model types the photos are for (templated): checks FlightHub 2's image-count
+        limits before anything is uploaded.
     :param max_workers: parallel uploads.
     :param checkpoint_every: save the uploaded ETags every this many files (and when the upload ends or
         fails); a crashed worker re-sends at most this many.
     """
 
-    template_fields: Sequence[str] = ("photos", "resource_uuid", "resource_name")
+    template_fields: Sequence[str] = ("photos", "resource_uuid", "resource_name", "model_types")
 
     def __init__(self, *, photos: str | None = None, resource_uuid: str | None = None,
-                 resource_name: str | None = None, max_workers: int = 8, checkpoint_every: int = 50,
-                 **kwargs: Any) -> None:
+                 resource_name: str | None = None, model_types: Sequence[str] | None = None, max_workers: int = 8,
+                 checkpoint_every: int = 50, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.photos = photos
+        self.model_types = model_types
         self.resource_uuid = resource_uuid
         self.resource_name = resource_name
         self.max_workers = max_workers
@@ -67,6 +71,7 @@ class FlightHub2UploadPhotosOperator(_FlightHub2Operator):
         if not self.photos:
             raise InvalidParameterError(PROVIDER, "photos", "give photos (a folder) or resource_uuid")
         files = list_photos(self.photos)
+        check_image_count(self.model_types or (), len(files))
         saved = remembered(context, UPLOAD_STATE) or {}
         credential = self.hook.obtain_upload_credential()  # fresh keys on every try; never stored
         target = UploadTarget(**saved["target"]) if saved.get("target") else UploadTarget.from_credential(credential)
@@ -125,6 +130,8 @@ class FlightHub2StartReconstructionOperator(_FlightHub2Operator):
     def execute(self, context: Context) -> list[dict[str, str]]:
         types = list(dict.fromkeys(self.model_types or []))
         parameters = {t: dict((self.parameters or {}).get(t) or {}) for t in types}
+        if remembered(context, STARTED_STATE) is None:  # before paying; a retry that re-attaches pays nothing
+            check_image_count(types, len(self.hook.resource(self.resource_uuid)["file_names"]))
         started: dict[str, str] = submit_once(
             context, STARTED_STATE,
             lambda: self.hook.start_reconstruction(self.resource_uuid, parameters, self.delete_resource_if_finish),

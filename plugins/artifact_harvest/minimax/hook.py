@@ -225,3 +225,12 @@ class MiniMaxHook(ProviderHook):
 
     async def adelete_file(self, file_id: int | str, purpose: str) -> None:
         await self._asend(self._delete_file(file_id, purpose))
+
+    # -- the connection form's Test button -----------------------------------------------------------
+    def test_connection(self) -> tuple[bool, str]:
+        """One ``files/list`` call (read-only, free): MiniMax answers a bad key with 1004 or 2049."""
+        try:
+            files = self.list_files(OUTPUT_PURPOSES[0])
+        except ProviderError as exc:
+            return False, str(exc)
+        return True, f"MiniMax accepted the API key (status_code 0, {len(files)} {OUTPUT_PURPOSES[0]} files listed)"

@@ -23,6 +23,7 @@ from artifact_harvest.core.params import as_bool
 from artifact_harvest.core.polling import Phase
 from artifact_harvest.minimax.hook import OUTPUT_PURPOSES, MiniMaxFile, MiniMaxHook
 from artifact_harvest.minimax.status import PROVIDER, TaskKind, judge_task, normalise_file_id
+from artifact_harvest.minimax.validation import check_prompt, check_speech, check_video
 
 AUDIO_SUFFIXES = {".mp3", ".wav", ".flac", ".pcm", ".m4a", ".aac", ".ogg", ".opus"}
 SUBTITLE_SUFFIXES = {".srt", ".vtt", ".lrc", ".titles"}
@@ -58,10 +59,14 @@ class _MiniMaxCreateOperator(HookPerTask, BaseOperator):
         self.resubmit_if_in_doubt = resubmit_if_in_doubt
         self.resubmit_failed = resubmit_failed
 
+    def validate(self) -> None:
+        """MiniMax's own rules, checked before anything is marked in flight or sent (and paid for)."""
+
     def create(self) -> str:
         raise NotImplementedError
 
     def execute(self, context: Context) -> str:
+        self.validate()
         return submit_once(
             context, "minimax_task_id", self.create, failed=self._failed,
             resubmit_failed=as_bool(self.resubmit_failed, "resubmit_failed", PROVIDER),
@@ -87,11 +92,17 @@ class MiniMaxCreateVideoOperator(_MiniMaxCreateOperator):
         self.prompt, self.model, self.duration = prompt, model, duration
         self.resolution, self.first_frame_image = resolution, first_frame_image
 
-    def create(self) -> str:
+    def _options(self) -> dict[str, Any]:
         # rendered templates are strings; an empty one means "not given"
-        options = {"duration": int(self.duration) if self.duration else None,
-                   "resolution": self.resolution or None, "first_frame_image": self.first_frame_image or None}
-        return self.hook.create_video(self.prompt, self.model, **options)
+        return {"duration": int(self.duration) if self.duration else None,
+                "resolution": self.resolution or None, "first_frame_image": self.first_frame_image or None}
+
+    def create(self) -> str:
+        return self.hook.create_video(self.prompt, self.model, **self._options())
+
+    def validate(self) -> None:
+        check_prompt(self.prompt)
+        check_video(self.model, **self._options())
 
 
 class MiniMaxCreateSpeechOperator(_MiniMaxCreateOperator):
@@ -104,6 +115,9 @@ class MiniMaxCreateSpeechOperator(_MiniMaxCreateOperator):
                  **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.text, self.voice_id, self.model, self.audio_format = text, voice_id, model, audio_format
+
+    def validate(self) -> None:
+        check_speech(self.text, self.voice_id)
 
     def create(self) -> str:
         return self.hook.create_speech(self.text, self.model, self.voice_id, audio_format=self.audio_format)

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 from baidubce.auth.bce_credentials import BceCredentials
 from baidubce.auth.bce_v1_signer import sign
 
-from artifact_harvest.core.errors import MalformedResponseError
+from artifact_harvest.core.errors import MalformedResponseError, ProviderError
 from artifact_harvest.core.hook import ProviderHook
 from artifact_harvest.core.http import ApiClient, ApiResponse, Call, Redactor
 from artifact_harvest.qianfan.status import PROVIDER, ExportRecord
@@ -25,6 +25,8 @@ from artifact_harvest.qianfan.status import PROVIDER, ExportRecord
 MODEL_PATH = "/v2/model"
 SIGNED_HEADERS = ("host", "x-bce-date", "content-type")
 DEFAULT_SIGN_EXPIRATION = 300
+#: a well-formed model version id no account has: what the connection test describes
+CONNECTION_PROBE_ID = "amv-connectiontest"
 
 _POLICIES = "QianfanFullControlAccessPolicy or QianfanModelTuningFullControlAccessPolicy"
 #: codes that no retry can fix, with what to check
@@ -168,3 +170,16 @@ class QianfanHook(ProviderHook):
 
     async def adescribe_export(self, model_id: str) -> ExportRecord:
         return ExportRecord.from_result(await (await self.aclient()).asend(self._describe(model_id)))
+
+    # -- the connection form's Test button -----------------------------------------------------------
+    def test_connection(self) -> tuple[bool, str]:
+        """One signed DescribeModelExportTask for a probe id (read-only): Qianfan checks the signature and
+        the key's policy before it looks at the model, so only those answers fail the test."""
+        try:
+            self.describe_export(CONNECTION_PROBE_ID)
+        except ProviderError as exc:
+            if exc.http_status is None or exc.code in AUTH_HINTS or exc.http_status >= 500:
+                return False, str(exc)
+            probe = f"the probe id {CONNECTION_PROBE_ID} answered {exc.code}"
+            return True, f"Qianfan accepted the AK/SK signature ({probe})"
+        return True, "Qianfan accepted the AK/SK signature and the policy (DescribeModelExportTask answered)"

@@ -14,6 +14,7 @@ from artifact_harvest.core.operators import DownloadAndArchiveOperator
 from artifact_harvest.core.params import as_bool
 from artifact_harvest.qianfan.hook import QianfanHook
 from artifact_harvest.qianfan.status import PROVIDER, RUNNING_STATES, ExportRecord, ExportState, is_missing
+from artifact_harvest.qianfan.validation import check_model_version_id
 
 EXPORT_ID_KEY = "qianfan_export_id"
 #: the finished export a forced create replaces: reconciliation must not mistake it for the new one
@@ -56,6 +57,7 @@ class QianfanCreateModelExportOperator(HookPerTask, BaseOperator):
         self.conn_id = conn_id
 
     def execute(self, context: Context) -> dict[str, str]:
+        self.model_id = check_model_version_id(self.model_id)  # Qianfan's rule before any call
         force = as_bool(self.force_new_export, "force_new_export", PROVIDER)
 
         def submit() -> str:
