@@ -7,9 +7,10 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from sqlalchemy import select
 
+from harvest_emulator.flighthub2 import SAMPLE_PHOTOS
 from support import load_dag, task_states
 
-FAST = {"poll_interval": 0.05, "timeout": 30}
+FAST = {"poll_interval": 0.05, "timeout": "PT30S"}
 
 
 def events_of(run) -> list[dict]:
@@ -32,7 +33,7 @@ def sandbox(airflow_db, emu, archive_root, staging_dir):
 
 
 def test_mapped_reconstruction_emits_one_event_per_model(sandbox, archive_root):
-    run = load_dag("flighthub2_reconstruct_model").test(run_conf={"model_types": ["2d", "3d"], **FAST})
+    run = load_dag("flighthub2_reconstruct_model").test(run_conf={"photos": SAMPLE_PHOTOS, "model_types": ["2d", "3d"], **FAST})
     assert run.state == "success", task_states(run)
     events = events_of(run)
     archived = {p.parent.name for p in (archive_root / "flighthub2").glob("*/manifest.json")}
@@ -60,7 +61,7 @@ def test_mapped_sweep_emits_one_event_per_file_and_a_rerun_none(sandbox, archive
 
 def test_rerun_of_a_single_artifact_says_already_archived(sandbox, archive_root):
     """A plain (unmapped) download task re-run on an archived key: one event, marked ``already_archived``."""
-    first = load_dag("flighthub2_reconstruct_model").test(run_conf={"model_types": ["3d"], **FAST})
+    first = load_dag("flighthub2_reconstruct_model").test(run_conf={"photos": SAMPLE_PHOTOS, "model_types": ["3d"], **FAST})
     assert first.state == "success", task_states(first)
     [event] = events_of(first)
     dag = load_dag("flighthub2_download_model")

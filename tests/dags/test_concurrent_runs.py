@@ -37,7 +37,7 @@ def start_run(airflow_db: Path, home: Path) -> tuple[subprocess.Popen, Path]:
     env = {**os.environ, **project_airflow_env(home)}
     shutil.copy(airflow_db / "airflow.db", home / "airflow.db")
     env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{home}/airflow.db"
-    conf = {"model_version_id": MODEL, "poll_interval": 0.05, "timeout": 120}
+    conf = {"model_version_id": MODEL, "poll_interval": 0.05, "timeout": "PT2M"}
     code = RUN.format(tests=str(TESTS), conf=conf)
     output = home / "output.log"
     with open(output, "w") as out:

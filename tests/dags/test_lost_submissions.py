@@ -23,7 +23,7 @@ from support import StateStore, load_dag, task_states
 from harvest_emulator.credentials import MINIMAX_API_KEY
 
 PHOTOS = Path(__file__).resolve().parents[2] / "include" / "sample_data" / "flighthub2_photos"
-FAST = {"poll_interval": 0.05, "timeout": 30}
+FAST = {"poll_interval": 0.05, "timeout": "PT30S"}
 START = "reconstruction/start$"
 IN_FLIGHT = {"since": "2026-12-01T10:00:00+00:00"}
 

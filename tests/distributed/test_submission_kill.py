@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 
 import pytest
+from harvest_emulator.flighthub2 import SAMPLE_PHOTOS
 
 from tests.distributed.test_celery_stack import verified_manifests, wait_until
 
@@ -29,7 +30,7 @@ def test_worker_killed_between_start_and_storing_the_id_reattaches(stack):
     stack.api.wait_for_dags([DAG_ID], timeout=120)
     stack.api.unpause(DAG_ID)
     control.add_fault(route=START, kind="drop_answer", seconds=120, times=1)
-    run_id = stack.api.trigger(DAG_ID, {"model_types": ["3d"], "poll_interval": 0.5, "timeout": 600})
+    run_id = stack.api.trigger(DAG_ID, {"photos": SAMPLE_PHOTOS, "model_types": ["3d"], "poll_interval": 0.5, "timeout": "PT10M"})
     try:
         wait_until("the emulator to process the start", lambda: control.jobs("flighthub2"), timeout=180)
         stack.kill("celery-worker")  # the answer is still held: the id was never stored

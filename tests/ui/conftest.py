@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from harvest_emulator.flighthub2 import SAMPLE_PHOTOS
 from support import load_dag, task_states
 
-FAST = {"poll_interval": 0.05, "timeout": 30}
+FAST = {"poll_interval": 0.05, "timeout": "PT30S"}
 USERS = "admin:admin,viewer:viewer,restricted:viewer"
 
 
@@ -41,7 +42,7 @@ def archived(airflow_db, emulator, ui_archive) -> dict[str, list]:
         for dag_id, conf in [
             ("minimax_generate_speech", {"text": "hello there", "format": "wav", **FAST}),
             ("minimax_generate_video", {"prompt": "a red kite", "model": "T2V-01", **FAST}),
-            ("flighthub2_reconstruct_model", {"model_types": ["2d", "3d"], **FAST}),
+            ("flighthub2_reconstruct_model", {"photos": SAMPLE_PHOTOS, "model_types": ["2d", "3d"], **FAST}),
         ]:
             run = load_dag(dag_id).test(run_conf=conf)
             assert run.state == "success", task_states(run)

@@ -198,9 +198,10 @@ def test_an_unreachable_store_gives_its_message_without_secrets(viewer, archived
     conn = {"conn_type": "aws", "login": "AKIATESTKEY", "password": secret,
             "extra": {"endpoint_url": f"http://127.0.0.1:{port}",
                       "config_kwargs": {"connect_timeout": 1, "retries": {"max_attempts": 1}}}}
-    monkeypatch.setenv("AIRFLOW_CONN_ARCHIVE_S3", json.dumps(conn))
+    # a connection id of its own: Airflow caches the filesystem it opens per connection id
+    monkeypatch.setenv("AIRFLOW_CONN_ARCHIVE_S3_UNREACHABLE", json.dumps(conn))
     monkeypatch.setenv("AIRFLOW_VAR_ARTIFACT_ARCHIVE_ROOT", "s3://harvest-archive/root")
-    monkeypatch.setenv("AIRFLOW_VAR_ARTIFACT_ARCHIVE_CONN_ID", "archive_s3")
+    monkeypatch.setenv("AIRFLOW_VAR_ARTIFACT_ARCHIVE_CONN_ID", "archive_s3_unreachable")
     provider, key = _one(ui_archive, "minimax_generate_video")
     status = viewer.get(f"{API}/store").json()
     assert status["reachable"] is False and status["error"]
