@@ -17,6 +17,7 @@ from pathlib import Path
 from airflow.sdk import ObjectStoragePath
 
 from artifact_harvest.core.download import DownloadedFile
+from artifact_harvest.core.staging import fsync_path
 
 _CHUNK = 4 << 20
 
@@ -27,15 +28,6 @@ def sha256_file(path: Path) -> str:
         while chunk := f.read(_CHUNK):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-def fsync_path(path: Path) -> None:
-    """fsync a file or a directory (the directory makes a new name durable)."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _temp_beside(target: Path) -> Path:

@@ -44,7 +44,7 @@ import urllib3
 
 from artifact_harvest.core.errors import FatalProviderError, ProviderError
 from artifact_harvest.core.ranged import RangedFetch, RangedPlan, VersionChanged
-from artifact_harvest.core.staging import BackgroundSync, Sidecar, fsync_dir, key_lock
+from artifact_harvest.core.staging import BackgroundSync, Sidecar, fsync_path, key_lock
 from artifact_harvest.core.http import (
     USER_AGENT,
     Redactor,
@@ -564,7 +564,7 @@ class Downloader:
         sidecar.sha256, sidecar.md5 = sha256, md5
         sidecar.save(final)
         os.replace(part, final)
-        fsync_dir(final.parent)
+        fsync_path(final.parent)
         result = DownloadedFile(
             path=final, filename=final.name, size=final.stat().st_size, sha256=sha256 or "", md5=md5,
             seconds=time.monotonic() - started, resumed_from=resumed_from,

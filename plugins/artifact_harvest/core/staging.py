@@ -35,9 +35,9 @@ class KeyLocked(ProviderError):
     """Another run kept the key's lock longer than we were willing to wait; Airflow's retries apply."""
 
 
-def fsync_dir(folder: Path) -> None:
-    """Make a rename or create in ``folder`` durable."""
-    fd = os.open(folder, os.O_RDONLY)
+def fsync_path(path: Path) -> None:
+    """fsync a file, or a directory (which makes a rename or create in it durable)."""
+    fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
@@ -157,7 +157,7 @@ class Sidecar:
             f.flush()
             os.fsync(f.fileno())
         os.replace(temp, path)
-        fsync_dir(path.parent)
+        fsync_path(path.parent)
 
     @classmethod
     def remove(cls, final: Path) -> None:
