@@ -169,6 +169,36 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+NGINX_CONF = """
+daemon off; worker_processes 1; pid {tmp}/nginx.pid; error_log {tmp}/error.log;
+events {{ worker_connections 1024; }}
+http {{
+  access_log off; sendfile on; tcp_nopush on; default_type application/octet-stream;
+  client_body_temp_path {tmp}/body; proxy_temp_path {tmp}/proxy; fastcgi_temp_path {tmp}/fastcgi;
+  uwsgi_temp_path {tmp}/uwsgi; scgi_temp_path {tmp}/scgi;
+  server {{ listen 127.0.0.1:{port}; root {root}; location / {{ limit_rate {rate}; }} }}
+}}
+"""
+
+
+def start_nginx(root: Path, rate: int, tmp: Path) -> tuple[subprocess.Popen, str]:
+    port = _free_port()
+    conf = tmp / "nginx.conf"
+    conf.write_text(NGINX_CONF.format(tmp=tmp, port=port, root=root, rate=rate))
+    proc = subprocess.Popen(["nginx", "-c", str(conf), "-p", str(tmp)], stderr=subprocess.DEVNULL)
+    import requests  # not at the top: curl's child would count its memory
+
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            requests.head(f"http://127.0.0.1:{port}/", timeout=1)
+            return proc, f"http://127.0.0.1:{port}"
+        except requests.ConnectionError:
+            time.sleep(0.1)
+    proc.terminate()
+    raise RuntimeError("nginx did not start")
+
+
 def _start_emulator() -> tuple[subprocess.Popen, str]:
     port = _free_port()
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "include"), str(ROOT / "plugins")])}
@@ -191,88 +221,113 @@ def main() -> int:
     parser.add_argument("--cold", action="store_true", help="skip the memory warm-up (see the module docstring)")
     parser.add_argument("--before", metavar="REV", default=None,
                         help="also run the Downloader of git revision REV (e.g. main): what a change costs")
+    parser.add_argument("--servers", nargs="+", default=["emulator", "nginx"], choices=["emulator", "nginx"],
+                        help="nginx (sendfile, no cap) is measured when installed")
     args = parser.parse_args()
 
     from harvest_emulator.control import EmulatorControl
 
-    server, base = _start_emulator()
+    emulator, base = _start_emulator()
+    procs = [emulator]
     work = Path(tempfile.mkdtemp(prefix="bench-download-", dir=args.staging))
+    failed = False
     try:
         print(f"creating a {args.size / 2**20:.0f} MiB blob (the emulator hashes it once) ...", flush=True)
         blob = EmulatorControl(base, timeout=600).create_blob(args.size, filename="blob.bin", seed=7)
-        url, size, md5 = blob["url"], str(blob["size"]), blob["md5"]
-        warm = "0" if args.cold else size
-        file_copy = str(work / "curl.bin")
-
-        def in_staging(mode: str, expected_md5: str, factor: int = 1, *extra: str) -> tuple[float, float]:
-            staging = tempfile.mkdtemp(dir=work)
-            try:
-                return _measure(mode, str(factor * int(warm)), staging, url, size, expected_md5, staging, *extra)
-            finally:
-                shutil.rmtree(staging)
-
-        def ranged(expected_md5: str) -> tuple[float, float]:
-            """The parallel ranged fetch (opt-in: ``download_connections``) on the same uncapped loopback."""
-            os.environ["AIRFLOW__ARTIFACT_HARVEST__DOWNLOAD_CONNECTIONS"] = "8"
-            try:
-                return in_staging("ours", expected_md5)
-            finally:
-                del os.environ["AIRFLOW__ARTIFACT_HARVEST__DOWNLOAD_CONNECTIONS"]
-
-        workloads = {
-            "curl -o /dev/null": lambda: _measure("curl", "0", "", url, "/dev/null"),
-            "curl -o file": lambda: _measure("curl", warm, str(work), url, _removed(file_copy)),
-            "md5 alone (page cache)": lambda: _measure("md5", "0", "", file_copy),
-            "sha256 alone (page cache)": lambda: _measure("sha256", "0", "", file_copy),
-            "Downloader md5+sha256": lambda: in_staging("ours", md5),
-            "Downloader sha256 only": lambda: in_staging("ours", ""),
-            "md5+sha256, 8 ranges": lambda: ranged(md5),
-            "sha256 only, 8 ranges": lambda: ranged(""),
-        }
-        if args.before:
-            before = work / "download_before.py"
-            before.write_bytes(subprocess.run(
-                ["git", "-C", str(ROOT), "show", f"{args.before}:plugins/artifact_harvest/core/download.py"],
-                check=True, stdout=subprocess.PIPE).stdout)
-            workloads[f"md5+sha256 @{args.before}"] = lambda: in_staging("ours", md5, 1, str(before))
-            workloads[f"sha256 only @{args.before}"] = lambda: in_staging("ours", "", 1, str(before))
-        runs: dict[str, list[tuple[float, float]]] = {name: [] for name in workloads}
-        for round_ in range(1, args.repeat + 1):
-            for name, measure in workloads.items():
-                runs[name].append(measure())
-            print(f"round {round_} of {args.repeat}, MB/s: "
-                  + ", ".join(f"{name} {int(size) / rs[-1][0] / 1e6:.0f}" for name, rs in runs.items()), flush=True)
-        # Fastest run per row (noise on a shared 2-core box only ever slows a run down), worst RSS.
-        rows = {name: (min(r[0] for r in rs), max(r[1] for r in rs)) for name, rs in runs.items()}
-        if not args.skip_naive:
-            rows["naive get().content+hashes"] = in_staging("naive", "", factor=2)
+        servers = {"emulator": blob["url"]} if "emulator" in args.servers else {}
+        if "nginx" in args.servers and shutil.which("nginx"):
+            root = work / "www"
+            root.mkdir()
+            subprocess.run(["curl", "-sf", "-o", str(root / "blob.bin"), blob["url"]], check=True)
+            for path in (work, root, root / "blob.bin"):  # nginx started as root serves as "nobody"
+                path.chmod(0o755)
+            nginx, nginx_base = start_nginx(root, 0, work)
+            procs.append(nginx)
+            servers["nginx (sendfile)"] = f"{nginx_base}/blob.bin"
+        elif "nginx" in args.servers:
+            print("nginx not installed: only the emulator is measured (Debian: apt-get install nginx-light)")
+        for server, url in servers.items():
+            rows = _measure_server(server, url, blob, work, args)
+            failed |= _report(server, rows, blob["size"], args) != 0
         _, import_rss = _measure("import", "0", "")
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        for proc in procs:
+            proc.terminate()
+            proc.wait(timeout=30)
         shutil.rmtree(work, ignore_errors=True)
     print(f"\nfiles written under {work.parent}; Python + Airflow imports alone peak at {import_rss:.0f} MB RSS")
-    return _report(rows, int(size), args)
+    return 1 if failed else 0
 
 
-def _report(rows: dict[str, tuple[float, float]], size: int, args: argparse.Namespace) -> int:
-    rate = {name: size / seconds / 1e6 for name, (seconds, _) in rows.items()}
+def _measure_server(
+    server: str, url: str, blob: dict, work: Path, args: argparse.Namespace
+) -> dict[str, list[tuple[float, float]]]:
+    """Every row against one server, in interleaved rounds: (seconds, peak RSS MB) per run."""
+    size, md5 = str(blob["size"]), blob["md5"]
+    warm = "0" if args.cold else size
+    file_copy = str(work / "curl.bin")
+
+    def in_staging(mode: str, expected_md5: str, factor: int = 1, *extra: str, **env: str) -> tuple[float, float]:
+        staging = tempfile.mkdtemp(dir=work)
+        os.environ.update({f"AIRFLOW__ARTIFACT_HARVEST__{k.upper()}": v for k, v in env.items()})
+        try:
+            return _measure(mode, str(factor * int(warm)), staging, url, size, expected_md5, staging, *extra)
+        finally:
+            shutil.rmtree(staging)
+            for k in env:
+                del os.environ[f"AIRFLOW__ARTIFACT_HARVEST__{k.upper()}"]
+
+    # the ranged fetch forced from byte 0; the default rows above it decide for themselves (and stay one stream)
+    ranged = {"download_connections": "8", "parallel_after": "0"}
+    workloads = {
+        "curl -o /dev/null": lambda: _measure("curl", "0", "", url, "/dev/null"),
+        "curl -o file": lambda: _measure("curl", warm, str(work), url, _removed(file_copy)),
+        "md5 alone (page cache)": lambda: _measure("md5", "0", "", file_copy),
+        "sha256 alone (page cache)": lambda: _measure("sha256", "0", "", file_copy),
+        "Downloader md5+sha256": lambda: in_staging("ours", md5),
+        "Downloader sha256 only": lambda: in_staging("ours", ""),
+        "md5+sha256, 8 ranges": lambda: in_staging("ours", md5, **ranged),
+        "sha256 only, 8 ranges": lambda: in_staging("ours", "", **ranged),
+    }
+    if args.before:
+        before = work / "download_before.py"
+        before.write_bytes(subprocess.run(
+            ["git", "-C", str(ROOT), "show", f"{args.before}:plugins/artifact_harvest/core/download.py"],
+            check=True, stdout=subprocess.PIPE).stdout)
+        workloads[f"md5+sha256 @{args.before}"] = lambda: in_staging("ours", md5, 1, str(before))
+        workloads[f"sha256 only @{args.before}"] = lambda: in_staging("ours", "", 1, str(before))
+    runs: dict[str, list[tuple[float, float]]] = {name: [] for name in workloads}
+    for round_ in range(1, args.repeat + 1):
+        for name, measure in workloads.items():
+            runs[name].append(measure())
+        print(f"{server} round {round_} of {args.repeat}, MB/s: "
+              + ", ".join(f"{name} {int(size) / rs[-1][0] / 1e6:.0f}" for name, rs in runs.items()), flush=True)
+    if not args.skip_naive:
+        runs["naive get().content+hashes"] = [in_staging("naive", "", factor=2)]
+    return runs
+
+
+def _report(server: str, runs: dict[str, list[tuple[float, float]]], size: int, args: argparse.Namespace) -> int:
+    """Fastest run per row (noise on a shared 2-core box only ever slows a run down), its spread, worst RSS."""
+    rate = {name: size / min(r[0] for r in rs) / 1e6 for name, rs in runs.items()}
+    worst = {name: size / max(r[0] for r in rs) / 1e6 for name, rs in runs.items()}
     curl, ceiling = rate["curl -o file"], rate["curl -o /dev/null"]
     md5_bound = min(curl, rate["md5 alone (page cache)"])
     targets = {
         "Downloader md5+sha256": ("0.8 x min(curl, md5)", rate["Downloader md5+sha256"] / md5_bound, 0.8),
         "Downloader sha256 only": ("0.75 x curl", rate["Downloader sha256 only"] / curl, 0.75),
     }
-    print(f"{size / 2**30:.2f} GiB over loopback, emulator in its own process,"
-          f" page cache {'cold' if args.cold else 'warm'}; curl = curl -o file;"
-          " 'bound' = min(curl, md5 alone) for md5 rows, curl otherwise\n")
+    print(f"\n{server}: {size / 2**30:.2f} GiB over loopback, server in its own process,"
+          f" page cache {'cold' if args.cold else 'warm'}, best of {args.repeat} (spread: worst-best);"
+          " curl = curl -o file; 'bound' = min(curl, md5 alone) for md5 rows, curl otherwise\n")
     naive = rate.get("naive get().content+hashes")
-    header = (f"{'what':<28} {'MB/s':>8} {'x curl':>7} {'x /dev/null':>11} {'x bound':>8} {'x naive':>8}"
-              f" {'peak RSS MB':>12}  target")
+    header = (f"{'what':<28} {'MB/s':>8} {'spread':>11} {'x curl':>7} {'x /dev/null':>11} {'x bound':>8}"
+              f" {'x naive':>8} {'peak RSS MB':>12}  target")
     print(header)
     print("-" * len(header))
     failed = False
-    for name, (_, rss) in rows.items():
+    for name, rs in runs.items():
+        rss = max(r[1] for r in rs)
         bound = md5_bound if "md5+" in name else curl
         verdict = ""
         if name in targets:
@@ -281,8 +336,9 @@ def _report(rows: dict[str, tuple[float, float]], size: int, args: argparse.Name
             failed |= not ok
             verdict = f"{'PASS' if ok else 'FAIL'} ({label}, RSS < {RSS_LIMIT_MB} MB)"
         print(
-            f"{name:<28} {rate[name]:>8.0f} {rate[name] / curl:>7.2f} {rate[name] / ceiling:>11.2f}"
-            f" {rate[name] / bound:>8.2f} {f'{rate[name] / naive:.2f}' if naive else '-':>8} {rss:>12.0f}  {verdict}"
+            f"{name:<28} {rate[name]:>8.0f} {f'{worst[name]:.0f}-{rate[name]:.0f}':>11} {rate[name] / curl:>7.2f}"
+            f" {rate[name] / ceiling:>11.2f} {rate[name] / bound:>8.2f}"
+            f" {f'{rate[name] / naive:.2f}' if naive else '-':>8} {rss:>12.0f}  {verdict}"
         )
     return 1 if failed else 0
 

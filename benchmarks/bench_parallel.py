@@ -19,40 +19,10 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_download import _free_port, _measure, _start_emulator  # noqa: E402
-
-NGINX_CONF = """
-daemon off; worker_processes 1; pid {tmp}/nginx.pid; error_log {tmp}/error.log;
-events {{ worker_connections 1024; }}
-http {{
-  access_log off; sendfile on; tcp_nopush on; default_type application/octet-stream;
-  client_body_temp_path {tmp}/body; proxy_temp_path {tmp}/proxy; fastcgi_temp_path {tmp}/fastcgi;
-  uwsgi_temp_path {tmp}/uwsgi; scgi_temp_path {tmp}/scgi;
-  server {{ listen 127.0.0.1:{port}; root {root}; location / {{ limit_rate {rate}; }} }}
-}}
-"""
-
-
-def start_nginx(root: Path, rate: int, tmp: Path) -> tuple[subprocess.Popen, str]:
-    port = _free_port()
-    conf = tmp / "nginx.conf"
-    conf.write_text(NGINX_CONF.format(tmp=tmp, port=port, root=root, rate=rate))
-    proc = subprocess.Popen(["nginx", "-c", str(conf), "-p", str(tmp)], stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 10
-    import requests
-
-    while time.monotonic() < deadline:
-        try:
-            requests.head(f"http://127.0.0.1:{port}/", timeout=1)
-            return proc, f"http://127.0.0.1:{port}"
-        except requests.ConnectionError:
-            time.sleep(0.1)
-    proc.terminate()
-    raise RuntimeError("nginx did not start")
+from bench_download import _measure, _start_emulator, start_nginx  # noqa: E402
 
 
 def rows_for(url: str, size: int, md5: str, work: Path, args: argparse.Namespace) -> dict[str, callable]:

@@ -49,7 +49,7 @@ def blob(emu) -> dict:
 @pytest.fixture
 def parallel(staging_dir) -> Downloader:
     return Downloader(staging_dir, provider="test", retry=FAST, chunk_size=64 * 1024, progress_interval=0.2,
-                      connections=4, piece_size=PIECE, parallel_threshold=1 << 20)
+                      connections=4, piece_size=PIECE, parallel_threshold=1 << 20, parallel_after=0)
 
 
 def test_big_file_is_fetched_in_pieces_with_if_range_and_verified(emu, blob, parallel, staging_dir, caplog):
@@ -66,6 +66,45 @@ def test_big_file_is_fetched_in_pieces_with_if_range_and_verified(emu, blob, par
     assert (got.sha256, got.md5, got.size) == (blob["sha256"], blob["md5"], SIZE) and sha256_of(got.path) == blob["sha256"]
     assert sorted(p.name for p in got.path.parent.iterdir()) == ["model.bin", "model.bin.meta.json"]
     assert "connections" in caplog.text and "%" in caplog.text and "MB/s" in caplog.text
+
+
+def adaptive(staging_dir) -> Downloader:
+    """The default behaviour at test scale: one stream first, ranges once 1 MiB and a second show it network-bound."""
+    return Downloader(staging_dir, provider="test", retry=FAST, chunk_size=64 * 1024, progress_interval=0,
+                      connections=4, piece_size=PIECE, parallel_threshold=1 << 20, parallel_after=1 << 20)
+
+
+def test_a_stream_held_back_by_the_link_goes_on_as_ranges_from_where_it_is(emu, staging_dir, caplog):
+    caplog.set_level(logging.INFO)
+    big = emu.control.create_blob(3 * SIZE, filename="model.bin")
+    emu.control.configure(per_connection_rate=1 << 20)  # a per-flow cap: the stream mostly waits on recv
+
+    got = adaptive(staging_dir).download(lambda: remote(big, md5=big["md5"]), key="job-1")
+
+    asked = ranges(emu, big)
+    assert asked[0] is None and asked[1] == "bytes=0-0"  # the stream from byte 0, then the probe
+    starts = sorted(int(r.split("=")[1].split("-")[0]) for r in asked[2:])
+    first = starts[0]
+    assert first >= 1 << 20 and first % PIECE == 0  # the stream's bytes are kept, not fetched again
+    assert starts == list(range(first, big["size"], PIECE))  # every later piece once
+    assert "waits on the network" in caplog.text and "as 4 ranges" in caplog.text
+    assert (got.sha256, got.md5, got.resumed_from) == (big["sha256"], big["md5"], 0)
+    assert sha256_of(got.path) == big["sha256"]
+
+
+def test_a_stream_held_back_by_this_machine_stays_one_stream(emu, staging_dir, monkeypatch):
+    """A slow staging disk (no server can make one): the reader never waits on the network, so more
+    connections would not help, and none are opened."""
+    from artifact_harvest.core import download
+
+    big = emu.control.create_blob(2 * SIZE, filename="model.bin")
+    feed = download._Pipeline.feed
+    monkeypatch.setattr(download._Pipeline, "feed", lambda self, chunk, **kw: time.sleep(0.01) or feed(self, chunk, **kw))
+
+    got = adaptive(staging_dir).download(lambda: remote(big), key="job-1")
+
+    assert ranges(emu, big) == [None]  # one request, not even a probe
+    assert sha256_of(got.path) == big["sha256"] == got.sha256
 
 
 def test_a_drop_in_one_piece_costs_that_piece_only(emu, blob, parallel):
@@ -137,7 +176,7 @@ KILLED_RUN = """
 import sys
 from pathlib import Path
 from artifact_harvest.core.download import Downloader, RemoteFile
-Downloader(Path(sys.argv[1]), connections=4, piece_size={piece}, parallel_threshold=1 << 20,
+Downloader(Path(sys.argv[1]), connections=4, piece_size={piece}, parallel_threshold=1 << 20, parallel_after=0,
            progress_interval=0).download(lambda: RemoteFile(sys.argv[2], "model.bin", {size}), key="job-1")
 """
 

@@ -43,7 +43,7 @@ import requests
 import urllib3
 
 from artifact_harvest.core.errors import FatalProviderError, ProviderError
-from artifact_harvest.core.ranged import RangedFetch, RangedPlan, VersionChanged
+from artifact_harvest.core.ranged import FlowMeter, RangedFetch, RangedPlan, VersionChanged
 from artifact_harvest.core.staging import BackgroundSync, Sidecar, fsync_path, key_lock
 from artifact_harvest.core.http import (
     USER_AGENT,
@@ -136,6 +136,14 @@ class _Transient(Exception):
     def __init__(self, message: str, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class _NetworkBound(Exception):
+    """One stream is held back by the link (``FlowMeter``): hand the rest of the file over to ranges."""
+
+    def __init__(self, offset: int, started_at: int, meter: FlowMeter) -> None:
+        super().__init__(f"network-bound at byte {offset}")
+        self.offset, self.started_at, self.meter = offset, started_at, meter
 
 
 class _Expired(Exception):
@@ -313,11 +321,12 @@ class Downloader:
         connections: int | None = None,
         piece_size: int | None = None,
         parallel_threshold: int | None = None,
+        parallel_after: int | None = None,
     ) -> None:
-        """``connections``/``piece_size``/``parallel_threshold``: the ranged fetch (``core.ranged``) for files
-        of at least ``parallel_threshold`` bytes; default ``[artifact_harvest] download_connections`` (1: one
-        stream; over raw loopback the ranged fetch measured slower, see the README), ``download_piece_size``
-        (8 MiB), ``parallel_threshold`` (64 MiB). Far, per-flow-capped links want 4-16."""
+        """The ranged fetch (``core.ranged``), per call or ``[artifact_harvest]``: files of at least
+        ``parallel_threshold`` bytes (64 MiB) start as one stream; once ``parallel_after`` bytes (32 MiB, and
+        a second) show the stream waiting on the link, the rest comes as ``connections`` ranges (16; 1: never)
+        of ``piece_size`` (8 MiB). ``parallel_after=0``: ranges from the first byte (a link known to be far)."""
         self.staging_dir = Path(staging_dir)
         self.provider = provider
         self.retry = retry or RetryRule()
@@ -329,10 +338,13 @@ class Downloader:
         self.timeout = timeout
         self.max_url_refreshes = max_url_refreshes
         self.always_md5 = always_md5
-        self.connections = int(_conf_float("download_connections", 1) if connections is None else connections)
+        self.connections = int(_conf_float("download_connections", 16) if connections is None else connections)
         self.piece_size = int(_conf_float("download_piece_size", 8 << 20) if piece_size is None else piece_size)
         self.parallel_threshold = int(
             _conf_float("parallel_threshold", 64 << 20) if parallel_threshold is None else parallel_threshold
+        )
+        self.parallel_after = int(
+            _conf_float("parallel_after", 32 << 20) if parallel_after is None else parallel_after
         )
         self.redact = Redactor()
 
@@ -372,7 +384,7 @@ class Downloader:
                 else:
                     if offset := self._rehash(part, pipe):
                         log.info("%s: resuming from %d bytes already in staging", label, offset)
-                    resumed_from = self._fetch_with_retries(fresh_url, transfer, pipe, label)
+                    resumed_from = self._stream(fresh_url, transfer, part, pipe, label)
                 pipe.sync(durable=True)
                 size = part.stat().st_size
                 problem = self._mismatch(size, transfer, pipe)
@@ -491,13 +503,40 @@ class Downloader:
         part.unlink()
         transfer.forget()
 
+    def _ranged(self, total: int | None) -> bool:
+        return self.connections > 1 and total is not None and total >= self.parallel_threshold
+
+    def _stream(
+        self, fresh_url: Callable[[], RemoteFile], transfer: _Transfer, part: Path, pipe: _Pipeline, label: str
+    ) -> int:
+        """One stream; a big file whose stream turns out network-bound goes on as ranges from where it is."""
+        try:
+            return self._fetch_with_retries(fresh_url, transfer, pipe, label, adaptive=self._ranged(transfer.total))
+        except _NetworkBound as bound:
+            pipe.sync()
+            plan = self._ranged_plan(transfer, part, fresh_url, label, handover=True)
+            if plan is None:  # the server would not do ranges after all: the stream goes on
+                return self._fetch_with_retries(fresh_url, transfer, pipe, label, adaptive=False)
+            waiting, rate = bound.meter.last
+            log.info("%s: one stream waits on the network %.0f%% of the time (%.1f MB/s): the remaining %d bytes "
+                     "as %d ranges", label, 100 * waiting, rate, plan.total - bound.offset, plan.connections)
+            RangedFetch(self, transfer, plan, part, fresh_url, label, hashed=bound.offset).run(pipe)
+            return bound.started_at
+
     def _ranged_plan(
-        self, transfer: _Transfer, part: Path, fresh_url: Callable[[], RemoteFile], label: str
+        self, transfer: _Transfer, part: Path, fresh_url: Callable[[], RemoteFile], label: str,
+        handover: bool = False,
     ) -> RangedPlan | None:
         """Ranges for a big file from a server that honours them (a 206 to a one-byte probe) and names its
-        version (a validator for ``If-Range``); None: one stream. Reconciles what is staged with the answer."""
+        version (a validator for ``If-Range``); None: one stream. Reconciles what is staged with the answer.
+
+        Before any stream (``handover=False``) only when ``parallel_after`` is 0 or the staged partial is
+        already in pieces; otherwise the stream's ``FlowMeter`` decides (``_stream``)."""
         total = transfer.total
-        if self.connections <= 1 or total is None or total < self.parallel_threshold:
+        if not self._ranged(total):
+            return None
+        known = transfer.sidecar
+        if not handover and self.parallel_after and not (known is not None and known.piece_size and part.exists()):
             return None
         answer = self._probe(transfer, fresh_url, label)
         if answer is None:
@@ -505,7 +544,6 @@ class Downloader:
         validator, total = answer
         if total < self.parallel_threshold:
             return None
-        known = transfer.sidecar
         if known is not None and part.exists() and not _changes(known, validator, total) and known.validator:
             prefix = known.prefix if known.piece_size else part.stat().st_size
             done = set(known.done or ()) if known.piece_size == self.piece_size else set()
@@ -587,11 +625,13 @@ class Downloader:
         return size
 
     def _fetch_with_retries(
-        self, fresh_url: Callable[[], RemoteFile], transfer: _Transfer, pipe: _Pipeline, label: str
+        self, fresh_url: Callable[[], RemoteFile], transfer: _Transfer, pipe: _Pipeline, label: str,
+        adaptive: bool = False,
     ) -> int:
         """Attempts until complete; returns the offset the last one started at.
 
         The failure count resets whenever an attempt made progress, so a long file on a flaky link gets there.
+        ``adaptive``: raise ``_NetworkBound`` when the stream is held back by the link (see ``_stream``).
         """
         session = requests.Session()
         session.trust_env = False
@@ -602,7 +642,7 @@ class Downloader:
                 before = pipe.sync()
                 self._check_disk(transfer.total, before, label)
                 try:
-                    return self._fetch(session, transfer, pipe, progress, label)
+                    return self._fetch(session, transfer, pipe, progress, label, adaptive)
                 except _Expired as exc:
                     refreshes += 1
                     if refreshes > self.max_url_refreshes:
@@ -642,7 +682,8 @@ class Downloader:
             )
 
     def _fetch(
-        self, session: requests.Session, transfer: _Transfer, pipe: _Pipeline, progress: _Progress, label: str
+        self, session: requests.Session, transfer: _Transfer, pipe: _Pipeline, progress: _Progress, label: str,
+        adaptive: bool = False,
     ) -> int:
         """One request from the current end of the staging file; returns the offset it started at."""
         offset = pipe.sync()
@@ -666,15 +707,29 @@ class Downloader:
             offset = start
             total = progress.total = transfer.total
             progress.restart(offset)
-            while chunk := self._read(resp):
+            meter = FlowMeter(self.parallel_after, offset) if adaptive and self._can_hand_over(resp, total) else None
+            while True:
+                reading = time.perf_counter()
+                chunk = self._read(resp)
+                if meter is not None:
+                    meter.waited(time.perf_counter() - reading)
+                if not chunk:
+                    break
                 self._write(pipe, chunk, label)
                 offset += len(chunk)
                 progress.tick(offset)
                 if total is not None and offset > total:
                     break  # more than announced: the size check reports it
+                if meter is not None and total - offset >= 4 * self.piece_size and meter.network_bound(offset):
+                    raise _NetworkBound(offset, start, meter)
         if transfer.total is not None and offset < transfer.total:
             raise _Transient(f"body ended at byte {offset} of {transfer.total}")
         return start
+
+    def _can_hand_over(self, resp: requests.Response, total: int | None) -> bool:
+        """A stream may go on as ranges: a big file from a server that says it does ranges and names a version."""
+        return (self._ranged(total) and resp.headers.get("Accept-Ranges", "").lower() == "bytes"
+                and _validator(resp) is not None)
 
     def _accept(
         self, resp: requests.Response, transfer: _Transfer, pipe: _Pipeline, offset: int, label: str
