@@ -517,9 +517,10 @@ class Downloader:
             plan = self._ranged_plan(transfer, part, fresh_url, label, handover=True)
             if plan is None:  # the server would not do ranges after all: the stream goes on
                 return self._fetch_with_retries(fresh_url, transfer, pipe, label, adaptive=False)
-            waiting, rate = bound.meter.last
-            log.info("%s: one stream waits on the network %.0f%% of the time (%.1f MB/s): the remaining %d bytes "
-                     "as %d ranges", label, 100 * waiting, rate, plan.total - bound.offset, plan.connections)
+            waiting, idle, rate = bound.meter.last
+            log.info("%s: one stream waits on the network %.0f%% of the time at %.1f MB/s with %.0f%% of the CPU "
+                     "idle: the remaining %d bytes as %d ranges", label, 100 * waiting, rate, 100 * idle,
+                     plan.total - bound.offset, plan.connections)
             RangedFetch(self, transfer, plan, part, fresh_url, label, hashed=bound.offset).run(pipe)
             return bound.started_at
 
