@@ -4,8 +4,9 @@ A CDN or a far object store caps each TCP flow (here: ``--rate`` bytes/s per con
 so one stream is slow whatever the link. Servers: the emulator (config ``per_connection_rate``) and, when it is
 installed, nginx with ``sendfile on`` and ``limit_rate`` (a plain static server; started here as our own
 process, with a generated config, on a free loopback port). Rows: ``curl -o file`` (one flow), ``aria2c -x16
--s16 -k1M`` when installed (``apt-get install aria2``; it verifies nothing here), the Downloader as one stream
-and in parallel with md5 + sha256 verified before it returns. Ratios are to aria2c and curl of the same run;
+-s16 -k1M`` when installed (``apt-get install aria2``; it verifies nothing here), the Downloader as one stream,
+as its default does (one stream until ``FlowMeter`` sees the link's cap, then ranges: "adaptive") and with
+ranges from byte 0 (``parallel_after=0``), md5 + sha256 verified before it returns. Ratios are to aria2c and curl of the same run;
 peak RSS from ``os.wait4`` / VmHWM. ``--connections``/``--piece-size`` sweep the parallel settings.
 
 Other work on the machine slows every row; compare ratios of one run, and look at the spread over rounds.
@@ -26,10 +27,14 @@ from bench_download import _measure, _start_emulator, start_nginx  # noqa: E402
 
 
 def rows_for(url: str, size: int, md5: str, work: Path, args: argparse.Namespace) -> dict[str, callable]:
-    def ours(connections: int, piece: int, expected_md5: str) -> tuple[float, float]:
+    def ours(connections: int, piece: int, expected_md5: str, after: int | None = None) -> tuple[float, float]:
+        """``after``: ``parallel_after`` (None: the default, one stream until it shows the link's cap)."""
         staging = tempfile.mkdtemp(dir=work)
         os.environ.update({"AIRFLOW__ARTIFACT_HARVEST__DOWNLOAD_CONNECTIONS": str(connections),
                            "AIRFLOW__ARTIFACT_HARVEST__DOWNLOAD_PIECE_SIZE": str(piece)})
+        os.environ.pop("AIRFLOW__ARTIFACT_HARVEST__PARALLEL_AFTER", None)
+        if after is not None:
+            os.environ["AIRFLOW__ARTIFACT_HARVEST__PARALLEL_AFTER"] = str(after)
         try:
             return _measure("ours", "0", staging, url, str(size), expected_md5, staging)
         finally:
@@ -49,7 +54,9 @@ def rows_for(url: str, size: int, md5: str, work: Path, args: argparse.Namespace
     rows["Downloader one stream, md5+sha256"] = lambda: ours(1, args.piece_sizes[0], md5)
     for n in args.connections:
         for piece in args.piece_sizes:
-            rows[f"Downloader {n}x{piece >> 20}MiB, md5+sha256"] = lambda n=n, p=piece: ours(n, p, md5)
+            rows[f"Downloader {n}x{piece >> 20}MiB adaptive, md5+sha256"] = lambda n=n, p=piece: ours(n, p, md5)
+            rows[f"Downloader {n}x{piece >> 20}MiB from byte 0, md5+sha256"] = (
+                lambda n=n, p=piece: ours(n, p, md5, after=0))
     return rows
 
 
@@ -113,12 +120,12 @@ def report(server: str, runs: dict[str, list[tuple[float, float]]], size: int, a
     aria = best.get("aria2c -x16 -s16 -k1M")
     cap = f"{args.rate / 1e6:.0f} MB/s per connection" if args.rate else "no cap"
     print(f"\n{server}: {size / 2**20:.0f} MiB, {cap}, best of {args.repeat} (spread: worst-best)")
-    header = f"{'client':<36} {'MB/s':>7} {'spread':>11} {'x curl':>7} {'x aria2c':>9} {'peak RSS MB':>12}"
+    header = f"{'client':<44} {'MB/s':>7} {'spread':>11} {'x curl':>7} {'x aria2c':>9} {'peak RSS MB':>12}"
     print(header)
     print("-" * len(header))
     for name, rs in runs.items():
         low, high = spread[name]
-        print(f"{name:<36} {best[name]:>7.0f} {f'{low:.0f}-{high:.0f}':>11} {best[name] / curl:>7.2f}"
+        print(f"{name:<44} {best[name]:>7.0f} {f'{low:.0f}-{high:.0f}':>11} {best[name] / curl:>7.2f}"
               f" {f'{best[name] / aria:.2f}' if aria else '-':>9} {max(r[1] for r in rs):>12.0f}")
 
 

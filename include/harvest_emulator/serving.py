@@ -91,6 +91,8 @@ async def serve_blob(request: web.Request, state: EmulatorState, blob: Blob) -> 
         try:
             if await _write_body(request, response, blob, start, end, faults):
                 await response.write_eof()
+        except ConnectionError:  # the client hung up mid-body (a stream handed over to ranges): normal
+            pass
         finally:
             # "rebuild" with times=N: the N-th body served (whole or cut) is the last of this version
             rebuild = state.faults.take(request.path, request.method, "rebuild", headers=request.headers)

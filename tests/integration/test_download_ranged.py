@@ -69,7 +69,7 @@ def test_big_file_is_fetched_in_pieces_with_if_range_and_verified(emu, blob, par
 
 
 def adaptive(staging_dir) -> Downloader:
-    """The default behaviour at test scale: one stream first, ranges once 1 MiB and a second show it network-bound."""
+    """The default behaviour at test scale: one stream first, ranges once 1 MiB and half a second show it network-bound."""
     return Downloader(staging_dir, provider="test", retry=FAST, chunk_size=64 * 1024, progress_interval=0,
                       connections=4, piece_size=PIECE, parallel_threshold=1 << 20, parallel_after=1 << 20)
 

@@ -52,6 +52,6 @@ def test_no_verdict_before_a_window_has_both_its_bytes_and_a_second(machine):
     assert not meter.network_bound(16 * MiB)  # a slow start: not enough bytes yet
 
     fast = FlowMeter(32 * MiB, offset=0)
-    machine(0.5, 0.9)
-    fast.waited(0.5)
-    assert not fast.network_bound(64 * MiB)  # enough bytes, but not a second of them
+    machine(0.25, 0.9)
+    fast.waited(0.25)
+    assert not fast.network_bound(64 * MiB)  # enough bytes, but not half a second of them

@@ -324,8 +324,8 @@ class Downloader:
         parallel_after: int | None = None,
     ) -> None:
         """The ranged fetch (``core.ranged``), per call or ``[artifact_harvest]``: files of at least
-        ``parallel_threshold`` bytes (64 MiB) start as one stream; once ``parallel_after`` bytes (32 MiB, and
-        a second) show the stream waiting on the link, the rest comes as ``connections`` ranges (16; 1: never)
+        ``parallel_threshold`` bytes (64 MiB) start as one stream; once ``parallel_after`` bytes (16 MiB, and
+        half a second) show the stream waiting on the link, the rest comes as ``connections`` ranges (16; 1: never)
         of ``piece_size`` (8 MiB). ``parallel_after=0``: ranges from the first byte (a link known to be far)."""
         self.staging_dir = Path(staging_dir)
         self.provider = provider
@@ -344,7 +344,7 @@ class Downloader:
             _conf_float("parallel_threshold", 64 << 20) if parallel_threshold is None else parallel_threshold
         )
         self.parallel_after = int(
-            _conf_float("parallel_after", 32 << 20) if parallel_after is None else parallel_after
+            _conf_float("parallel_after", 16 << 20) if parallel_after is None else parallel_after
         )
         self.redact = Redactor()
 

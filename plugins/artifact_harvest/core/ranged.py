@@ -62,7 +62,7 @@ class FlowMeter:
     machine has cores to spare (at least ``IDLE`` of its CPU time idle). The second half matters where the
     server shares this machine (loopback): there a reader also waits while the server waits for a core, and
     more connections only add work (measured: nginx on loopback, reader waiting ~50% with no core idle, 16
-    ranges ran at 0.5-0.8 of one stream). Each window spans at least ``window_bytes`` and one second.
+    ranges ran at 0.5-0.8 of one stream). Each window spans at least ``window_bytes`` and half a second.
     Measured (1 GiB, 2 cores): 40 MB/s per flow, waiting 0.77-0.97 with 0.78-0.89 idle; uncapped loopback
     (nginx, emulator), waiting 0.06-0.44 with 0.13-0.37 idle, never both above the thresholds.
     """
@@ -84,7 +84,7 @@ class FlowMeter:
     def network_bound(self, offset: int) -> bool:
         """Called after each chunk; True at the end of a window held back by the link."""
         elapsed = time.monotonic() - self._t0
-        if offset - self._start < self.window_bytes or elapsed < 1.0:
+        if offset - self._start < self.window_bytes or elapsed < 0.5:
             return False
         self.last = (self._waited / elapsed, _idle_share(self._cpu0, psutil.cpu_times()),
                      (offset - self._start) / elapsed / 1e6)
