@@ -23,8 +23,8 @@ demo: $(STAMP)
 demo-stop:
 	$(BIN)/python scripts/demo.py --stop
 
-test: $(STAMP)
-	$(BIN)/python -m pytest -q -ra
+test: $(STAMP)  # two workers; tests sharing a costly session fixture stay on one (tests/conftest.py)
+	$(BIN)/python -m pytest -q -ra -n 2 --dist loadgroup
 
 bench: $(STAMP)  # all run; fails if any benchmark with targets misses them
 	$(BIN)/python benchmarks/bench_download.py; download=$$?; \

@@ -34,6 +34,21 @@ os.environ.update(
 os.environ.pop("AIRFLOW_CONFIG", None)
 
 
+# Tests that share a session fixture too costly to start on every worker run on one worker of pytest-xdist
+# (`make test`: -n 2 --dist loadgroup): the browser tests' `airflow standalone`, the distributed tests' stack,
+# and the S3 module's stack of its own. Everything else is spread over both workers.
+_GROUPS = {"browser": "airflow_ui", "distributed": "celery_stack"}
+_OWN_GROUP = {"test_s3_archive.py": "celery_stack_s3"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        folder = item.path.relative_to(ROOT / "tests").parts[0]
+        group = _OWN_GROUP.get(item.path.name) or _GROUPS.get(folder)
+        if group:
+            item.add_marker(pytest.mark.xdist_group(group))
+
+
 @pytest.fixture(scope="session")
 def emulator():
     """The provider emulator, one real HTTP server for the whole session (state reset per test by ``emu``)."""
@@ -49,12 +64,27 @@ def emulator():
 
 
 @pytest.fixture
-def emu(emulator):
-    """The emulator with jobs, faults, scenarios and config reset to the test defaults."""
+def emu(emulator, object_store):
+    """The emulator with jobs, faults, scenarios and config reset to the test defaults.
+
+    FlightHub 2's upload credential points at moto's S3 server: photo uploads meet real SigV4, ETags and
+    multipart. Tests of the bucket misbehaving (a 403 on one photo, a bare 429) use ``emulator_s3`` instead.
+    """
+    from harvest_emulator.flighthub2 import UPLOAD_BUCKET
+
+    object_store.create_bucket(UPLOAD_BUCKET)
     emulator.control.reset()
-    emulator.control.configure(polls_per_stage=1, stage_seconds=3600)
+    emulator.control.configure(polls_per_stage=1, stage_seconds=3600, upload_endpoint=object_store.url)
     yield emulator
     emulator.control.reset()
+
+
+@pytest.fixture
+def emulator_s3(emu):
+    """The emulator's own minimal S3 as the upload target: the one S3 here whose faults can refuse one photo
+    or answer a bare 429, and that logs every request (moto does neither)."""
+    emu.control.configure(upload_endpoint=None)
+    return emu
 
 
 @pytest.fixture(scope="session")

@@ -44,3 +44,14 @@ class StateStore:
 
     def delete(self, key: str) -> None:
         self.values.pop(key, None)
+
+
+def uploaded_photos(object_store, resource_uuid: str) -> dict[str, dict]:
+    """``{file name: {"etag", "body"}}`` of the photos uploaded for ``resource_uuid`` to FlightHub 2's bucket."""
+    from harvest_emulator.flighthub2 import UPLOAD_BUCKET
+
+    client = object_store.client()
+    listing = client.list_objects_v2(Bucket=UPLOAD_BUCKET).get("Contents", [])
+    return {o["Key"].rsplit("/", 1)[1]: {"etag": o["ETag"].strip('"'),
+                                        "body": client.get_object(Bucket=UPLOAD_BUCKET, Key=o["Key"])["Body"].read()}
+            for o in listing if f"/{resource_uuid}/" in o["Key"]}

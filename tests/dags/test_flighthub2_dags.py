@@ -14,9 +14,9 @@ import requests
 from artifact_harvest.flighthub2.hook import FlightHub2Hook
 from artifact_harvest.flighthub2.operators import FlightHub2StartReconstructionOperator
 from artifact_harvest.flighthub2.upload import PhotoUploader, UploadTarget, list_photos
-from support import StateStore, load_dag, task_states
+from support import StateStore, load_dag, task_states, uploaded_photos
 from harvest_emulator.credentials import FLIGHTHUB2_TOKEN
-from harvest_emulator.flighthub2 import DEFAULT_SIZE, DEMO_FILE_ID, DEMO_RUNS
+from harvest_emulator.flighthub2 import DEFAULT_SIZE, DEMO_FILE_ID, DEMO_RUNS, UPLOAD_BUCKET
 
 PHOTOS = Path(__file__).resolve().parents[2] / "include" / "sample_data" / "flighthub2_photos"
 FAST = {"poll_interval": 0.05, "timeout": "PT30S"}
@@ -59,7 +59,7 @@ def sandbox(airflow_db, emu, archive_root, staging_dir):
     return emu
 
 
-def test_reconstruct_model_end_to_end(sandbox, archive_root, capfd):
+def test_reconstruct_model_end_to_end(sandbox, archive_root, capfd, object_store):
     conf = {"photos": str(PHOTOS), "model_types": ["2d", "3d"], "parameters": {"3d": {"quality": "high"}},
             "resource_name": "survey", "delete_resource_when_done": True, **FAST}
     run = load_dag("flighthub2_reconstruct_model").test(run_conf=conf)
@@ -78,7 +78,8 @@ def test_reconstruct_model_end_to_end(sandbox, archive_root, capfd):
     for task_id in ("wait_for_model", "wait_for_download_url", "download_and_archive"):
         rendered = {ti.rendered_map_index for ti in run.get_task_instances() if ti.task_id == task_id}
         assert rendered == set(labels.values()), task_id
-    assert len(sandbox.control.requests(r"^/s3/")) == len(list(PHOTOS.iterdir()))
+    stored = uploaded_photos(object_store, job["data"]["resource_uuid"])  # in moto's S3, SigV4 and all
+    assert {name: o["body"] for name, o in stored.items()} == {p.name: p.read_bytes() for p in PHOTOS.iterdir()}
     assert len(sandbox.control.requests("reconstruction/start")) == 1
     resource = FlightHub2Hook().resource(job["data"]["resource_uuid"])
     assert resource["status"] == 3  # deleted when done
@@ -110,15 +111,17 @@ def test_start_retry_reattaches_instead_of_starting_twice(sandbox):
     assert len(sandbox.control.jobs("flighthub2")) == 2
 
 
-def test_reconstruct_from_an_uploaded_resource(sandbox, archive_root):
+def test_reconstruct_from_an_uploaded_resource(sandbox, archive_root, object_store):
     hook = FlightHub2Hook()
     resource_uuid = upload(hook)
     sandbox.control.clear_requests()
+    photos_before = len(object_store.client().list_objects_v2(Bucket=UPLOAD_BUCKET).get("Contents", []))
     run = load_dag("flighthub2_reconstruct_model").test(
         run_conf={"resource_uuid": resource_uuid, "model_types": ["lidar"], **FAST}
     )
     assert run.state == "success", task_states(run)
-    assert sandbox.control.requests(r"^/s3/") == [] and sandbox.control.requests("obtain_token") == []
+    assert sandbox.control.requests("obtain_token") == []  # no upload credential, so no photo went up
+    assert len(object_store.client().list_objects_v2(Bucket=UPLOAD_BUCKET).get("Contents", [])) == photos_before
     assert task_states(run)["delete_resource"] == "skipped"
     [job] = sandbox.control.jobs("flighthub2")
     assert archived(archive_root, job["job_id"])["source"]["resource_uuid"] == resource_uuid

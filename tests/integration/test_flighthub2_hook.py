@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from artifact_harvest.core.errors import FatalProviderError, ProviderError, Tran
 from artifact_harvest.flighthub2.hook import FlightHub2Hook
 from artifact_harvest.flighthub2.upload import PhotoUploader, UploadTarget, list_photos
 from harvest_emulator.credentials import FLIGHTHUB2_PROJECT_UUID, FLIGHTHUB2_TOKEN
+from tests.support import uploaded_photos
 
 PHOTOS = Path(__file__).resolve().parents[2] / "include" / "sample_data" / "flighthub2_photos"
 
@@ -55,15 +57,16 @@ def test_project_sts_token(emu):
     assert data["credentials"]["access_key_id"] and data["bucket"]
 
 
-def test_upload_callback_resource_and_delete(emu):
+def test_upload_callback_resource_and_delete(emu, object_store):
     hook = FlightHub2Hook()
     resource_uuid = upload(hook)
     names = sorted(p.name for p in PHOTOS.iterdir())
     details = hook.resource(resource_uuid)
     assert details["status"] == 1 and details["file_names"] == names
     assert details["resource_size"] == sum(p.stat().st_size for p in PHOTOS.iterdir())
-    put = emu.control.requests(r"^/s3/")
-    assert len(put) == len(names) and all(r["method"] == "PUT" for r in put)
+    stored = uploaded_photos(object_store, resource_uuid)  # moto's S3: SigV4 checked, ETags its own
+    assert {name: o["body"] for name, o in stored.items()} == {p.name: p.read_bytes() for p in PHOTOS.iterdir()}
+    assert all(o["etag"] == hashlib.md5(o["body"]).hexdigest() for o in stored.values())
     hook.delete_resource(resource_uuid)
     deleted = hook.resource(resource_uuid)
     assert deleted["status"] == 3 and deleted["file_names"] == []  # null file_names → []
@@ -78,7 +81,9 @@ def test_upload_callback_batches_of_100(emu, tmp_path):
     assert len(calls) == 3
 
 
-def test_upload_skips_files_already_uploaded_and_renews_expiring_keys(emu):
+def test_upload_skips_files_already_uploaded_and_renews_expiring_keys(emulator_s3):
+    """On the emulator's S3, which logs the Authorization header of each PUT (the renewed key shows there)."""
+    emu = emulator_s3
     hook = FlightHub2Hook()
     credential = hook.obtain_upload_credential()
     target = UploadTarget.from_credential(credential)
@@ -95,7 +100,8 @@ def test_upload_skips_files_already_uploaded_and_renews_expiring_keys(emu):
     assert renewed_key != credential["access_key_id"]
 
 
-def test_s3_rejects_unknown_access_key(emu):
+def test_s3_rejects_unknown_access_key(emulator_s3):
+    """moto accepts any key; the emulator's S3 checks them against the keys it issued."""
     hook = FlightHub2Hook()
     credential = hook.obtain_upload_credential()
     target = UploadTarget.from_credential(credential)
@@ -220,8 +226,9 @@ def test_other_codes_are_provider_errors_and_secrets_never_leak(emu):
     assert info.value.code == 210001 and FLIGHTHUB2_TOKEN not in str(info.value)
 
 
-def test_photo_upload_retries_a_bare_429_from_the_bucket(emu):
+def test_photo_upload_retries_a_bare_429_from_the_bucket(emulator_s3):
     """botocore's standard mode retries 503 SlowDown but not a plain 429, which S3-compatible gateways send."""
+    emu = emulator_s3
     emu.control.add_fault(route="^/s3/", method="PUT", kind="status", status=429, times=2)
     resource_uuid = upload(FlightHub2Hook())
     assert resource_uuid and len(emu.control.faults()["applied"]) == 2

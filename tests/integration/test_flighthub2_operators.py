@@ -21,7 +21,9 @@ from harvest_emulator.credentials import FLIGHTHUB2_TOKEN
 PHOTOS = Path(__file__).resolve().parents[2] / "include" / "sample_data" / "flighthub2_photos"
 
 
-def test_upload_retry_sends_only_the_missing_photos_to_the_same_resource(emu):
+def test_upload_retry_sends_only_the_missing_photos_to_the_same_resource(emulator_s3):
+    """A 403 on one photo needs a bucket that can refuse one: the emulator's S3 (moto cannot be told to)."""
+    emu = emulator_s3
     store = StateStore()
     operator = FlightHub2UploadPhotosOperator(task_id="upload", photos=str(PHOTOS), resource_name="r")
     emu.control.add_fault("/DJI_0003.png$", kind="status", status=403, times=1)

@@ -16,7 +16,7 @@ from artifact_harvest.core.errors import InvalidParameterError
 from artifact_harvest.flighthub2.hook import FlightHub2Hook
 from artifact_harvest.flighthub2.operators import FlightHub2UploadPhotosOperator
 from artifact_harvest.flighthub2.upload import MULTIPART_THRESHOLD
-from tests.support import StateStore
+from tests.support import StateStore, uploaded_photos
 
 PHOTOS = Path(__file__).resolve().parents[2] / "include" / "sample_data" / "flighthub2_photos"
 SOURCE = "drone-photos"
@@ -42,14 +42,6 @@ def photos_in_s3(object_store, emu, monkeypatch) -> dict[str, bytes]:
     return photos
 
 
-def uploaded(object_store, resource_uuid: str) -> dict[str, dict]:
-    client = object_store.client()
-    listing = client.list_objects_v2(Bucket=UPLOAD_BUCKET).get("Contents", [])
-    return {o["Key"].rsplit("/", 1)[1]: {"etag": o["ETag"].strip('"'),
-                                        "body": client.get_object(Bucket=UPLOAD_BUCKET, Key=o["Key"])["Body"].read()}
-            for o in listing if f"/{resource_uuid}/" in o["Key"]}
-
-
 @pytest.mark.parametrize("how", ["uri", "variable"])
 def test_photos_from_s3_streamed_into_the_vendor_bucket(photos_in_s3, object_store, monkeypatch, how):
     if how == "variable":
@@ -59,7 +51,7 @@ def test_photos_from_s3_streamed_into_the_vendor_bucket(photos_in_s3, object_sto
 
     resource_uuid = FlightHub2UploadPhotosOperator(task_id="u", photos=photos).execute({"task_state_store": store})
 
-    objects = uploaded(object_store, resource_uuid)
+    objects = uploaded_photos(object_store, resource_uuid)
     assert {name: o["body"] for name, o in objects.items()} == photos_in_s3
     assert objects[BIG]["etag"].endswith("-3"), "the big photo went up in 3 parts"
     assert all("-" not in o["etag"] for n, o in objects.items() if n != BIG)
