@@ -2,7 +2,7 @@
 
 Fixtures (names kept stable, other suites copy this file):
 
-- ``airflow_ui``: session-wide ``airflow standalone`` (SimpleAuthManager, login admin/admin, LocalExecutor with
+- ``airflow_ui``: one ``airflow standalone`` for the browser tests (package scope) (SimpleAuthManager, login admin/admin, LocalExecutor with
   small parallelism, a free port, this project's DAGs and the emulator's connections). An ``AirflowUI`` with
   ``.url``, ``.username``, ``.password``, ``.home``, ``.archive``, ``.api`` (REST client) and ``.env``.
 - ``browser_page``: a fresh Playwright page on ``/usr/bin/chromium``; on a failed test a full-page screenshot
@@ -87,9 +87,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     return report
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def airflow_ui(emulator) -> Iterator[AirflowUI]:
-    """``airflow standalone`` on a free port in its own home; stopped (process group) at the end."""
+    """``airflow standalone`` on a free port in its own home; stopped (process group) after the last browser test."""
     _require_chromium()
     from harvest_emulator.credentials import connection_env
 

@@ -174,8 +174,9 @@ class Stack:
         return "\n".join(parts)
 
 
-# one stack for every distributed module: starting it takes a minute and a half on two cores
-@pytest.fixture(scope="session")
+# one stack for every distributed module: starting it takes a minute and a half on two cores; it stops after
+# the last distributed test (package scope: its idle processes would slow every later test)
+@pytest.fixture(scope="package")
 def stack(request: pytest.FixtureRequest, emulator) -> Iterator[Stack]:
     yield from start_stack(request, emulator)
 

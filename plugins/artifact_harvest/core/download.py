@@ -503,7 +503,8 @@ class Downloader:
         part.unlink()
         transfer.forget()
 
-    def _ranged(self, total: int | None) -> bool:
+    def _wants_ranges(self, total: int | None) -> bool:
+        """Ranges are allowed for this file (a big one, more than one connection configured)."""
         return self.connections > 1 and total is not None and total >= self.parallel_threshold
 
     def _stream(
@@ -511,7 +512,8 @@ class Downloader:
     ) -> int:
         """One stream; a big file whose stream turns out network-bound goes on as ranges from where it is."""
         try:
-            return self._fetch_with_retries(fresh_url, transfer, pipe, label, adaptive=self._ranged(transfer.total))
+            adaptive = self._wants_ranges(transfer.total)
+            return self._fetch_with_retries(fresh_url, transfer, pipe, label, adaptive=adaptive)
         except _NetworkBound as bound:
             pipe.sync()
             plan = self._ranged_plan(transfer, part, fresh_url, label, handover=True)
@@ -534,7 +536,7 @@ class Downloader:
         Before any stream (``handover=False``) only when ``parallel_after`` is 0 or the staged partial is
         already in pieces; otherwise the stream's ``FlowMeter`` decides (``_stream``)."""
         total = transfer.total
-        if not self._ranged(total):
+        if not self._wants_ranges(total):
             return None
         known = transfer.sidecar
         if not handover and self.parallel_after and not (known is not None and known.piece_size and part.exists()):
@@ -729,7 +731,7 @@ class Downloader:
 
     def _can_hand_over(self, resp: requests.Response, total: int | None) -> bool:
         """A stream may go on as ranges: a big file from a server that says it does ranges and names a version."""
-        return (self._ranged(total) and resp.headers.get("Accept-Ranges", "").lower() == "bytes"
+        return (self._wants_ranges(total) and resp.headers.get("Accept-Ranges", "").lower() == "bytes"
                 and _validator(resp) is not None)
 
     def _accept(
