@@ -181,6 +181,20 @@ http {{
 """
 
 
+def nginx_copy_of(url: str, work: Path, rate: int) -> tuple[subprocess.Popen, str]:
+    """nginx serving a copy of ``url``'s bytes from ``work``, ``rate`` bytes/s per connection (0: no cap);
+    returns the process and the copy's URL."""
+    root = work / "www"
+    root.mkdir(exist_ok=True)
+    subprocess.run(["curl", "-sf", "-o", str(root / "blob.bin"), url], check=True)
+    for path in (work, root, root / "blob.bin"):  # nginx started as root serves as "nobody"
+        path.chmod(0o755)
+    tmp = Path(tempfile.mkdtemp(dir=work))
+    tmp.chmod(0o755)
+    proc, base = start_nginx(root, rate, tmp)
+    return proc, f"{base}/blob.bin"
+
+
 def start_nginx(root: Path, rate: int, tmp: Path) -> tuple[subprocess.Popen, str]:
     port = _free_port()
     conf = tmp / "nginx.conf"
@@ -236,14 +250,8 @@ def main() -> int:
         blob = EmulatorControl(base, timeout=600).create_blob(args.size, filename="blob.bin", seed=7)
         servers = {"emulator": blob["url"]} if "emulator" in args.servers else {}
         if "nginx" in args.servers and shutil.which("nginx"):
-            root = work / "www"
-            root.mkdir()
-            subprocess.run(["curl", "-sf", "-o", str(root / "blob.bin"), blob["url"]], check=True)
-            for path in (work, root, root / "blob.bin"):  # nginx started as root serves as "nobody"
-                path.chmod(0o755)
-            nginx, nginx_base = start_nginx(root, 0, work)
+            nginx, servers["nginx (sendfile)"] = nginx_copy_of(blob["url"], work, rate=0)
             procs.append(nginx)
-            servers["nginx (sendfile)"] = f"{nginx_base}/blob.bin"
         elif "nginx" in args.servers:
             print("nginx not installed: only the emulator is measured (Debian: apt-get install nginx-light)")
         for server, url in servers.items():

@@ -17,13 +17,12 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_download import _measure, _start_emulator, start_nginx  # noqa: E402
+from bench_download import _measure, _start_emulator, nginx_copy_of  # noqa: E402
 
 
 def rows_for(url: str, size: int, md5: str, work: Path, args: argparse.Namespace) -> dict[str, callable]:
@@ -83,14 +82,8 @@ def main() -> int:
         blob = control.create_blob(args.size, filename="blob.bin", seed=11)
         servers = {}
         if "nginx" in args.servers and shutil.which("nginx"):
-            root = work / "www"
-            root.mkdir()
-            subprocess.run(["curl", "-sf", "-o", str(root / "blob.bin"), blob["url"]], check=True)
-            for path in (work, root, root / "blob.bin"):  # nginx started as root serves as "nobody"
-                path.chmod(0o755)
-            nginx, nginx_base = start_nginx(root, args.rate, work)
+            nginx, servers["nginx (sendfile)"] = nginx_copy_of(blob["url"], work, rate=args.rate)
             procs.append(nginx)
-            servers["nginx (sendfile)"] = f"{nginx_base}/blob.bin"
         elif "nginx" in args.servers:
             print("nginx not installed: only the emulator is measured")
         if "emulator" in args.servers:
