@@ -87,11 +87,13 @@ def verified_manifests(archive: Path) -> list[dict]:
 class FaultBursts:
     """Short bursts of 503 and 429 (with Retry-After) on every provider route while runs go on.
 
-    A new burst is armed only once the previous one has been spent, so faults never pile up into an
-    outage longer than the retry budget (that would be a different test).
+    A new burst is armed only once the previous one has been spent, and ``every`` seconds later: longer than
+    the longest backoff (``retry_max_delay`` 2 s here), so one request meets at most one burst and faults never
+    pile up into an outage longer than the retry budget (that would be a different test). With 1 s, a slow
+    request on a loaded machine met three bursts in a row and spent its five attempts.
     """
 
-    def __init__(self, stack, every: float = 1.0, times: int = 2) -> None:
+    def __init__(self, stack, every: float = 3.0, times: int = 2) -> None:
         self.control, self.every, self.times = stack.emulator.control, every, times
         self.ids: dict[str, int] = {}
         self._stop = threading.Event()
