@@ -547,7 +547,10 @@ class Downloader:
         validator, total = answer
         if total < self.parallel_threshold:
             return None
-        if known is not None and part.exists() and not _changes(known, validator, total) and known.validator:
+        same = known is not None and part.exists() and not _changes(known, validator, total) and known.validator
+        if handover and not same:  # the stream's hashes are of another version: never splice the two
+            raise VersionChanged("the remote file changed as the stream went on as ranges")
+        if same:
             prefix = known.prefix if known.piece_size else part.stat().st_size
             done = set(known.done or ()) if known.piece_size == self.piece_size else set()
             done |= set(range(prefix // self.piece_size))

@@ -14,10 +14,9 @@ Why this shape:
 - Faults are per piece: retries with backoff, a dropped connection costs the rest of one piece; an expired URL
   is refreshed once for all connections; 429/503 lower the number of connections instead of failing.
 - Ranges only where they pay: a big file starts as one stream, and ``FlowMeter`` watches how much of its time
-  the stream spends waiting for the network. Over a link that caps each flow the reader mostly waits; over an
-  uncapped one this machine's hashing is the limit and more connections only add GIL hand-overs (measured:
-  0.70 of the time waiting at 40 MB/s per flow, 0.14-0.18 uncapped). Only a network-bound stream hands the
-  rest of the file over to the ranged fetch, which carries on from the stream's hashes (no byte read twice).
+  the stream spends waiting for the network and how idle the machine is (figures there). Only a stream held
+  back by the link hands the rest of the file over to the ranged fetch, which carries on from the stream's
+  hashes (no byte read twice); a probe that shows another version restarts the whole file instead.
 """
 
 from __future__ import annotations
@@ -122,6 +121,7 @@ class RangedFetch:
         self._done: set[int] = set(transfer.sidecar.done or ()) if transfer.sidecar else set()
         self._todo = [i for i in range(self.pieces) if i not in self._done]
         self._hashed = hashed
+        self._handed_over = hashed > 0
         self._allowed = plan.connections
         self._active = 0
         self._error: BaseException | None = None
@@ -138,11 +138,10 @@ class RangedFetch:
         fd = os.open(self.part, os.O_RDWR | os.O_CREAT, 0o644)
         self._writeback = BackgroundSync(fd)
         try:
-            hashed_before = self._hashed
             self._allocate(fd)
             self._hash_until(fd, pipe, sidecar.prefix)
             resumed_from = min(len(self._done) * plan.piece_size, plan.total)
-            if self._done and not hashed_before:
+            if self._done and not self._handed_over:
                 log.info("%s: resuming: %d of %d pieces already in staging, %d bytes re-hashed",
                          self.label, len(self._done), self.pieces, sidecar.prefix)
             workers = [threading.Thread(target=self._worker, args=(i, fd), name=f"range-{i}", daemon=True)
