@@ -163,3 +163,33 @@ def test_minimax_operator_fails_without_a_second_create(tls_proxy, emu, monkeypa
         MiniMaxCreateVideoOperator(task_id="create", prompt="a kite", model="T2V-01").execute(
             {"task_state_store": StateStore()})
     assert len(emu.control.requests("/v1/video_generation$")) == 1 and len(emu.control.jobs("minimax")) == 1
+
+
+# -- the provider's own refusal proves nothing was done: the create is sent again ----------------------------
+REFUSALS = {  # (provider, create route, fault options) as each provider answers "too many requests"
+    "minimax-1002": ("minimax", "/v1/video_generation$",
+                     {"kind": "envelope", "body": {"base_resp": {"status_code": 1002, "status_msg": "rate limit"}}}),
+    "minimax-2045-in-a-503": ("minimax", "/v1/video_generation$", {"kind": "status", "status": 503, "body": {
+        "base_resp": {"status_code": 2045, "status_msg": "rate growth limit"}}}),
+    "qianfan-429": ("qianfan", "^/v2/model$", {"kind": "status", "status": 429, "query": "Action=Create", "body": {
+        "requestId": "r-1", "code": "RequestRateLimitExceeded", "message": "too many requests"}}),
+}
+
+
+@pytest.mark.parametrize("refusal", list(REFUSALS))
+async def test_the_providers_own_refusal_is_resent_for_a_create(emu, refusal):
+    provider, route, fault = REFUSALS[refusal]
+    emu.control.add_fault(route=route, times=2, **fault)
+    remote_id = await (video if provider == "minimax" else export)("sync")
+    made = emu.control.jobs("minimax") if provider == "minimax" else qianfan_jobs(emu)
+    assert [j["job_id"] for j in made] == [remote_id]
+    assert len(emu.control.faults()["applied"]) == 2  # two refusals, then the one create that did the work
+
+
+@pytest.mark.parametrize("status", [200, 503])
+def test_flighthub2_rate_limit_code_is_resent_for_a_start(emu, resource_uuid, status):
+    emu.control.add_fault(route="reconstruction/start$", kind="envelope", status=status, times=2,
+                          body={"code": 210429, "message": "Operations too frequent"})
+    started = FlightHub2Hook().start_reconstruction(resource_uuid, {"3d": {}})
+    [job] = flighthub2_jobs(emu)
+    assert started == {"3d": job["job_id"]} and len(emu.control.requests("reconstruction/start$")) == 3
