@@ -2,47 +2,22 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import http.server
 import importlib
 import json
 import ssl
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-import requests
 
 from artifact_harvest.core.download import Downloader, DownloadError, RemoteFile
 from artifact_harvest.core.http import RetryRule
+from tls_proxy import self_signed, tls_proxy, tls_proxy_server  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
 
 BODY = b"archive me over TLS" * 1000
-
-
-def _self_signed(folder: Path) -> tuple[Path, Path]:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = dt.datetime.now(dt.timezone.utc)
-    cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-        .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=1))
-        .not_valid_after(now + dt.timedelta(hours=1))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = folder / "cert.pem", folder / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
-    return cert_path, key_path
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
@@ -59,7 +34,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 @pytest.fixture(scope="module")
 def https_url(tmp_path_factory) -> Iterator[str]:
     """An HTTPS server with a self-signed certificate, i.e. one a verifying client must refuse."""
-    cert, key = _self_signed(tmp_path_factory.mktemp("tls"))
+    cert, key = self_signed(tmp_path_factory.mktemp("tls"))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)
@@ -111,15 +86,24 @@ def test_api_calls_verify_unless_the_connection_opts_out(hook_class, extra, veri
     assert hook_class().client.verify is verify
 
 
-def test_api_client_refuses_an_unverifiable_certificate(https_url):
-    from artifact_harvest.core.errors import ProviderError
-    from artifact_harvest.core.http import ApiClient
+@pytest.mark.parametrize("mode", ["sync", "async"])
+async def test_api_client_refuses_an_unverifiable_certificate_before_sending(tls_proxy, emu, mode):
+    """A certificate that fails verification fails the handshake: nothing was sent, so even a create is resent
+    (it is never in doubt), and after the attempts the error names the certificate."""
+    from artifact_harvest.core.errors import SubmissionInDoubt, TransientProviderError
+    from artifact_harvest.core.http import ApiClient, Call
 
-    client = ApiClient(provider="tls", base_url=https_url.rsplit("/", 1)[0], parse=lambda resp: resp,
-                       retry=RetryRule(attempts=1))
-    with pytest.raises(ProviderError):
-        client.call("GET", "/file.bin")
-    assert requests.get(https_url, verify=False, timeout=10).content == BODY  # the server itself is fine
+    client = ApiClient(provider="tls", base_url=tls_proxy.url, parse=lambda resp: resp.status,
+                       retry=RetryRule(attempts=3, base_delay=0.01, max_delay=0.01))
+    call = Call("POST", "/v1/video_generation", json={"model": "T2V-01", "prompt": "x"})
+    with pytest.raises(TransientProviderError) as info:
+        client.send(call) if mode == "sync" else await client.asend(call)
+    assert not isinstance(info.value, SubmissionInDoubt) and info.value.refused
+    assert "CERTIFICATE_VERIFY_FAILED" in str(info.value) or "certificate verify failed" in str(info.value)
+    assert tls_proxy.connections == 3 and tls_proxy.forwarded == 0  # three handshakes, no request
+    assert emu.control.requests("/v1/video_generation") == []
+    unverified = ApiClient(provider="tls", base_url=tls_proxy.url, parse=lambda resp: resp.status, verify=False)
+    assert unverified.send(call) == 200  # the server itself is fine
 
 
 def _download_operators() -> list[type]:

@@ -45,3 +45,63 @@ def test_redaction_removes_secrets_and_query_strings():
     assert redact("is it ready? yes") == "is it ready? yes"
     assert redact_url("https://h/p/x.tar?sig=1") == "https://h/p/x.tar?***"
     assert redact_url("https://h/p/x.tar") == "https://h/p/x.tar"
+
+
+# -- the resend rule's classification, on constructed exceptions (no server needed or able to make them) -------
+def _connector_key():
+    from aiohttp.client_reqrep import ConnectionKey
+
+    return ConnectionKey("provider.example", 443, True, True, None, None, None)
+
+
+def test_never_reached_without_a_recorded_phase_trusts_only_connect_timeouts_constructed():
+    """Outside ApiClient (no recorded phase) an SSLError may be a broken record after sending: in doubt."""
+    import requests
+
+    from artifact_harvest.core.http import never_reached
+
+    assert never_reached(requests.exceptions.ConnectTimeout("connect timed out"))
+    assert not never_reached(requests.exceptions.SSLError("bad record mac"))
+    assert not never_reached(requests.exceptions.ConnectionError("Connection aborted"))
+    assert not never_reached(requests.exceptions.ReadTimeout("read timed out"))
+
+
+@pytest.mark.parametrize(("sent", "expected"), [(False, True), (True, False)])
+def test_never_reached_for_requests_follows_the_recorded_phase_constructed(sent, expected):
+    import requests
+
+    from artifact_harvest.core.http import never_reached
+
+    for exc in (requests.exceptions.SSLError("x"), requests.exceptions.ConnectionError("x"),
+                requests.exceptions.ReadTimeout("x")):
+        assert never_reached(exc, sent=sent) is expected, exc
+    assert not never_reached(requests.exceptions.ChunkedEncodingError("x"), sent=False)  # not a transport failure
+
+
+def test_never_reached_for_aiohttp_only_the_connector_family_constructed():
+    """aiohttp raises ClientConnectorError (and its SSL/certificate/DNS subclasses) only while connecting."""
+    import ssl
+
+    import aiohttp
+
+    from artifact_harvest.core.http import never_reached
+
+    key = _connector_key()
+    assert never_reached(aiohttp.ClientConnectorError(key, ConnectionRefusedError(111, "refused")))
+    assert never_reached(aiohttp.ClientConnectorSSLError(key, ssl.SSLError(1, "handshake failure")))
+    assert never_reached(aiohttp.ClientConnectorCertificateError(key, ssl.SSLCertVerificationError("bad cert")))
+    assert never_reached(aiohttp.ClientConnectorDNSError(key, OSError("no such host")))
+    assert never_reached(aiohttp.ConnectionTimeoutError("connect timeout"))
+    assert not never_reached(aiohttp.ClientOSError(1, "[SSL: DECRYPTION_FAILED_OR_BAD_RECORD_MAC]"))
+    assert not never_reached(aiohttp.ServerDisconnectedError())
+    assert not never_reached(aiohttp.SocketTimeoutError("sock_read"))
+    assert not never_reached(TimeoutError())
+
+
+@pytest.mark.parametrize(("status", "refused"), [(429, True), (503, False), (500, False), (502, False), (504, False)])
+def test_only_a_bare_429_counts_as_refused(status, refused):
+    from artifact_harvest.core.errors import TransientProviderError
+    from artifact_harvest.core.http import ApiResponse
+
+    error = ApiResponse("p", "POST", "/create", status, {}, b"gateway page", "rid").http_error()
+    assert isinstance(error, TransientProviderError) and error.refused is refused

@@ -62,8 +62,9 @@ class ProviderError(AirflowException):
 class TransientProviderError(ProviderError):
     """Worth retrying after a delay (honour ``retry_after`` when the provider sent one).
 
-    ``refused``: the provider provably did no work (rate limit, 503, the request never reached it), so
-    even a create may be sent again; otherwise only a resendable call is (see ``core.http``).
+    ``refused``: the provider provably did no work (HTTP 429, its own rate-limit code, or the request never
+    left: a failure while connecting), so even a create may be sent again; otherwise only a resendable call is
+    (see ``core.http`` and docs/resend-rule.md).
     """
 
     retryable = True

@@ -5,13 +5,14 @@ asynchronously (aiohttp, in triggers) through the same loop: a fresh request id 
 every call, the provider's ``parse`` deciding what the answer means, and ``RetryRule`` deciding how long to
 wait before the next try.
 
-**What may be sent again.** A failure whose request provably never reached the provider (connection refused,
-DNS, connect timeout, TLS handshake) or that the provider refused before doing anything (HTTP 429 and 503,
-a provider's rate-limit code: ``TransientProviderError(refused=True)``) is retried for every call. Any other
-transient failure (read timeout, connection dropped after sending, 500/502/504, a provider's server-error
-code) leaves the outcome unknown: a :attr:`Call.resendable` call (reads, Describe, stop) is retried as
-before; any other call (create, start: paid work) raises :class:`SubmissionInDoubt` instead, and the caller
-looks the job up (``core.idempotency``) rather than paying twice.
+**What may be sent again** is decided by where the failure happened. A failure while connecting (DNS,
+refused, connect timeout, TLS handshake: no request byte was written) or a refusal before any work (HTTP 429,
+a provider's own rate-limit code: ``TransientProviderError(refused=True)``) is retried for every call. Any
+other transient failure (a broken TLS record or an alert after sending, a read timeout, a connection dropped
+after sending, any bare 5xx including 503, a provider's server-error code) leaves the outcome unknown: a
+:attr:`Call.resendable` call (reads, Describe, stop) is retried as before; any other call (create, start:
+paid work) raises :class:`SubmissionInDoubt` instead, and the caller looks the job up
+(``core.idempotency``) rather than paying twice. docs/resend-rule.md has the table and the reasons.
 Hooks own their headers: nothing from a connection's extra is ever sent unless the hook puts it there.
 """
 
@@ -24,15 +25,18 @@ import random
 import re
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import aiohttp
 import requests
-
-import urllib3.exceptions
+import requests.adapters
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from artifact_harvest.core.errors import (
     FatalProviderError,
@@ -99,8 +103,9 @@ def is_transient_status(status: int) -> bool:
     return status == 429 or status >= 500
 
 
-#: answers that say the request was turned away before any work was done: safe to resend any call
-REFUSED_STATUSES = frozenset({429, 503})
+#: bare answers that say the request was turned away before any work was done: safe to resend any call.
+#: 429 only: a rate limiter refuses before forwarding; a bare 503 may come from a gateway after it forwarded.
+REFUSED_STATUSES = frozenset({429})
 #: methods HTTP defines as safe or idempotent (RFC 9110 9.2.2): a ``Call`` with one is resendable by default
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 
@@ -125,41 +130,85 @@ class Call:
             object.__setattr__(self, "resendable", self.method.upper() in IDEMPOTENT_METHODS)
 
 
-def _chain(exc: BaseException) -> Iterable[BaseException]:
-    """``exc`` and what it wraps: causes, contexts, and the ``args``/``reason`` requests and urllib3 nest."""
-    seen: set[int] = set()
-    todo = [exc]
-    while todo:
-        current = todo.pop()
-        if id(current) in seen:
-            continue
-        seen.add(id(current))
-        yield current
-        nested = [current.__cause__, current.__context__, getattr(current, "reason", None), *current.args]
-        todo.extend(e for e in nested if isinstance(e, BaseException))
+@dataclass
+class _Wire:
+    """What one synchronous attempt did on the wire: ``sent`` once a request byte went to a connected socket."""
+
+    sent: bool = False
 
 
-_NOT_CONNECTED = (
-    urllib3.exceptions.NewConnectionError,  # refused, unreachable, DNS (NameResolutionError is a subclass)
-    urllib3.exceptions.ConnectTimeoutError,
-    ConnectionRefusedError,
-)
+_WIRE: ContextVar[_Wire | None] = ContextVar("artifact_harvest_http_wire", default=None)
 
 
-def never_reached(exc: BaseException) -> bool:
-    """True when a transport failure proves the request was never delivered (so resending cannot double it).
+@contextmanager
+def _watch_wire() -> Iterator[_Wire]:
+    """Record, for the requests made inside, whether any request byte was written (see ``_SendRecorder``)."""
+    wire = _Wire()
+    token = _WIRE.set(wire)
+    try:
+        yield wire
+    finally:
+        _WIRE.reset(token)
 
-    requests: ``ConnectTimeout``, an ``SSLError`` (the handshake comes before the request), a
-    ``ConnectionError`` caused by ``NewConnectionError``/``NameResolutionError``. aiohttp:
-    ``ClientConnectorError`` (refused, DNS, TLS handshake, certificate) and ``ConnectionTimeoutError``.
-    Everything else (read timeouts, a connection dropped after sending) leaves the outcome unknown.
+
+class _SendRecorder:
+    """urllib3 connection mixin: connect (and finish the TLS handshake) first, then note the request is on its way.
+
+    Every request byte urllib3 writes goes through ``send``; a failure before the note (in ``connect``) proves
+    the request never left, whatever exception class requests makes of it.
     """
-    if isinstance(exc, (requests.exceptions.ConnectTimeout, requests.exceptions.SSLError)):
-        return True
+
+    sock: Any
+
+    def send(self, data: Any) -> None:
+        if self.sock is None:
+            self.connect()  # type: ignore[attr-defined]  # what http.client does first, made explicit
+        wire = _WIRE.get()
+        if wire is not None:
+            wire.sent = True
+        super().send(data)  # type: ignore[misc]
+
+
+class _HTTPConnection(_SendRecorder, HTTPConnection):
+    pass
+
+
+class _HTTPSConnection(_SendRecorder, HTTPSConnection):
+    pass
+
+
+class _HTTPPool(HTTPConnectionPool):
+    ConnectionCls = _HTTPConnection
+
+
+class _HTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _HTTPSConnection
+
+
+class PhaseAdapter(requests.adapters.HTTPAdapter):
+    """requests' adapter whose connections record whether the request was written (for ``never_reached``)."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}
+
+
+def never_reached(exc: BaseException, *, sent: bool | None = None) -> bool:
+    """True when a transport failure happened while connecting, so the request provably never left.
+
+    requests (``sent`` from ``PhaseAdapter``): a ``ConnectionError`` (``SSLError`` included) or ``Timeout``
+    raised before any request byte was written. requests raises ``SSLError`` for a failed handshake and for
+    a broken record while reading the answer alike, so the exception class alone cannot tell; without
+    ``sent`` only ``ConnectTimeout`` counts. aiohttp: ``ClientConnectorError`` (refused, DNS, TLS handshake,
+    certificate) and ``ConnectionTimeoutError``, both raised only while connecting; ``ClientOSError`` (a broken
+    TLS record) and ``ServerDisconnectedError`` come after sending. Everything else leaves the outcome unknown.
+    """
     if isinstance(exc, (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)):
         return True
-    if isinstance(exc, requests.exceptions.ConnectionError):
-        return any(isinstance(e, _NOT_CONNECTED) for e in _chain(exc))
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return True
+    if sent is False and isinstance(exc, (requests.exceptions.ConnectionError, requests.exceptions.Timeout)):
+        return True
     return False
 
 
@@ -316,10 +365,12 @@ class ApiClient:
             url += "?" + urlencode(query)
         return url, all_headers, body, request_id
 
-    def _transport_error(self, call: Call, exc: BaseException, request_id: str) -> TransientProviderError:
+    def _transport_error(
+        self, call: Call, exc: BaseException, request_id: str, sent: bool | None = None
+    ) -> TransientProviderError:
         detail = self.redact(f"{type(exc).__name__}: {exc}")
         return TransientProviderError(self.provider, f"{call.method} {call.path} failed: {detail}",
-                                      request_id=request_id, refused=never_reached(exc))
+                                      request_id=request_id, refused=never_reached(exc, sent=sent))
 
     def _next_delay(self, call: Call, attempt: int, error: TransientProviderError) -> float:
         """The one retry rule: seconds to wait before resending, or raise what the caller must see."""
@@ -345,6 +396,8 @@ class ApiClient:
         if self._session is None:
             self._session = requests.Session()
             self._session.trust_env = False
+            for prefix in ("http://", "https://"):
+                self._session.mount(prefix, PhaseAdapter())
         return self._session
 
     def send(self, call: Call, *, headers: Mapping[str, str] | None = None) -> Any:
@@ -352,16 +405,17 @@ class ApiClient:
         for attempt in range(1, self.retry.attempts + 1):
             url, all_headers, body, request_id = self._prepare(call.method, call.path, call.params, call.json, headers)
             try:
-                resp = self.session.request(
-                    call.method, url, data=body, headers=all_headers, timeout=self.timeout, verify=self.verify,
-                    allow_redirects=False,
-                )
+                with _watch_wire() as wire:
+                    resp = self.session.request(
+                        call.method, url, data=body, headers=all_headers, timeout=self.timeout, verify=self.verify,
+                        allow_redirects=False,
+                    )
                 answer = ApiResponse(
                     self.provider, call.method, call.path, resp.status_code, resp.headers, resp.content, request_id
                 )
                 return self.parse(answer)
             except requests.RequestException as exc:
-                error = self._transport_error(call, exc, request_id)
+                error = self._transport_error(call, exc, request_id, sent=wire.sent)
             except TransientProviderError as exc:
                 error = exc
             time.sleep(self._next_delay(call, attempt, error))
