@@ -60,6 +60,27 @@ def upload_resource() -> str:
 
 
 # -- FlightHub 2 -----------------------------------------------------------------------------------------
+RUNNING = "open_model/models/running$"
+CLEAR_WORDS = ("plain task Clear", "keep task state", "resubmit_if_in_doubt")
+
+
+def started_by(emu) -> dict[int, list[dict]]:
+    """The emulator's open models grouped by the start request that created them."""
+    starts: dict[int, list[dict]] = {}
+    for job in emu.control.jobs("flighthub2"):
+        starts.setdefault(job["data"]["start_id"], []).append(job["data"] | {"model_uuid": job["job_id"]})
+    return starts
+
+
+def in_flight(resource_uuid: str, types: list[str], before: list[str] = ()) -> dict:
+    """The in-flight record a try writes just before its start (what the lookup matches on)."""
+    return {**IN_FLIGHT, "resource_uuid": resource_uuid, "model_types": types, "before": list(before), "kept": {}}
+
+
+def finish(hook: FlightHub2Hook, model_uuid: str) -> None:
+    wait_for("the job to finish", lambda: hook.open_model(model_uuid)["zip_status"] == 2)
+
+
 def test_flighthub2_lost_start_answer_reconciles_and_the_run_succeeds(sandbox, archive_root):
     sandbox.control.add_fault(route=START, kind="drop_answer", times=1)
     run = load_dag("flighthub2_reconstruct_model").test(run_conf={"photos": str(PHOTOS), "model_types": ["3d"], **FAST})
@@ -67,7 +88,8 @@ def test_flighthub2_lost_start_answer_reconciles_and_the_run_succeeds(sandbox, a
     assert len(sandbox.control.requests(START)) == 1  # sent once, never again
     [job] = sandbox.control.jobs("flighthub2")  # exactly one paid job ...
     assert (archive_root / "flighthub2" / job["job_id"] / "manifest.json").exists()  # ... and it was archived
-    assert len(sandbox.control.requests("open_model/models/running$")) == 1  # the one reconciliation call
+    # the snapshot before the start (empty list: one page) and the lookup (one job: a page, then an empty one)
+    assert len(sandbox.control.requests(RUNNING)) == 3
 
 
 def test_flighthub2_retry_after_a_killed_worker_attaches_without_a_second_start(sandbox):
@@ -75,26 +97,97 @@ def test_flighthub2_retry_after_a_killed_worker_attaches_without_a_second_start(
     FlightHub2Hook().start_reconstruction(resource_uuid, {"3d": {}, "2d": {}})  # processed; the worker then died
     [first] = [j["job_id"] for j in sandbox.control.jobs("flighthub2") if j["data"]["model_type"] == 2]
     store = StateStore()
-    store.set(in_flight_key(STARTED_STATE), IN_FLIGHT)
+    store.set(in_flight_key(STARTED_STATE), in_flight(resource_uuid, ["3d", "2d"]))
     operator = FlightHub2StartReconstructionOperator(task_id="start", resource_uuid=resource_uuid,
                                                      model_types=["3d", "2d"])
     started = operator.execute({"task_state_store": store})
     assert {m["model_type"] for m in started} == {"3d", "2d"}
     assert {m["model_uuid"] for m in started if m["model_type"] == "3d"} == {first}
     assert len(sandbox.control.requests(START)) == 1 and len(sandbox.control.jobs("flighthub2")) == 2
-    assert len(sandbox.control.requests("open_model/models/running$")) == 1  # the one extra call
+    assert len(sandbox.control.requests(RUNNING)) == 2  # the lookup: one page, then an empty one
     assert in_flight_key(STARTED_STATE) not in store.values and store.get(STARTED_STATE)
     operator.execute({"task_state_store": store})  # a later retry keeps re-attaching
     assert len(sandbox.control.requests(START)) == 1
 
 
-def test_flighthub2_in_flight_but_nothing_running_starts_once(sandbox):
+def test_flighthub2_lost_start_whose_job_finished_before_the_retry_looked_fails_in_doubt(sandbox):
+    """The lost answer is stood in for by a start sent straight through the hook (the worker then died)."""
+    resource_uuid = upload_resource()
+    hook = FlightHub2Hook()
+    model_uuid = hook.start_reconstruction(resource_uuid, {"2d": {}})["2d"]
+    finish(hook, model_uuid)  # a small 2D job can end within heartbeat timeout + retry_delay
+    store = StateStore()
+    store.set(in_flight_key(STARTED_STATE), in_flight(resource_uuid, ["2d"]))
+    operator = FlightHub2StartReconstructionOperator(task_id="start", resource_uuid=resource_uuid, model_types=["2d"])
+    with pytest.raises(AirflowFailException) as info:
+        operator.execute({"task_state_store": store})
+    text = str(info.value)
+    assert "2026-12-01T10:00:00" in text and "finds no job that matches" in text
+    assert resource_uuid in text and "2d" in text and "open_model/models/running" in text
+    assert all(word in text for word in CLEAR_WORDS)
+    assert len(sandbox.control.requests(START)) == 1  # never started again
+    assert store.get(in_flight_key(STARTED_STATE)) is not None  # the next try (keep task state) looks again
+
+
+def test_flighthub2_in_doubt_starts_again_only_on_purpose(sandbox):
     resource_uuid = upload_resource()
     store = StateStore()
-    store.set(in_flight_key(STARTED_STATE), IN_FLIGHT)  # the earlier try died before its start was sent
+    store.set(in_flight_key(STARTED_STATE), in_flight(resource_uuid, ["3d"]))  # nothing runs: not found
     operator = FlightHub2StartReconstructionOperator(task_id="start", resource_uuid=resource_uuid, model_types=["3d"])
-    operator.execute({"task_state_store": store})
-    assert len(sandbox.control.requests(START)) == 1 and len(sandbox.control.jobs("flighthub2")) == 1
+    with pytest.raises(AirflowFailException, match="no job that matches"):
+        operator.execute({"task_state_store": store})
+    assert sandbox.control.requests(START) == []
+    on_purpose = FlightHub2StartReconstructionOperator(task_id="start", resource_uuid=resource_uuid,
+                                                       model_types=["3d"], resubmit_if_in_doubt="True")
+    [started] = on_purpose.execute({"task_state_store": store})
+    assert len(sandbox.control.requests(START)) == 1 and store.get(STARTED_STATE) == {"3d": started["model_uuid"]}
+
+
+def test_flighthub2_lost_start_found_on_page_two_of_a_busy_project(sandbox):
+    sandbox.control.configure(flighthub2_page_size=2)
+    hook = FlightHub2Hook()
+    busy = upload_resource()
+    hook.start_reconstruction(busy, {"2d": {}, "3d": {}})  # another workload: three running jobs, page 1 full
+    hook.start_reconstruction(busy, {"lidar": {}})
+    resource_uuid = upload_resource()
+    sandbox.control.clear_requests()
+    sandbox.control.add_fault(route=START, kind="drop_answer", times=1)
+    operator = FlightHub2StartReconstructionOperator(task_id="start", resource_uuid=resource_uuid, model_types=["3d"])
+    store = StateStore()
+    [started] = operator.execute({"task_state_store": store})
+    [ours] = started_by(sandbox)[max(started_by(sandbox))]
+    assert started["model_uuid"] == ours["model_uuid"] and ours["resource_uuid"] == resource_uuid
+    assert len(sandbox.control.requests(START)) == 1  # exactly one start
+    pages = [r["query"].get("page") for r in sandbox.control.requests(RUNNING)]
+    assert pages == ["1", "2", "3"] * 2  # snapshot: 3 jobs; lookup: 4 (ours 4th: page 2); each ends on an empty page
+
+
+def test_flighthub2_two_runs_on_one_resource_each_get_their_own_job(sandbox):
+    resource_uuid = upload_resource()
+    run_a, run_b = StateStore(), StateStore()
+    operator = FlightHub2StartReconstructionOperator(task_id="start", resource_uuid=resource_uuid, model_types=["3d"])
+    [a] = operator.execute({"task_state_store": run_a})
+    sandbox.control.add_fault(route=START, kind="drop_answer", times=1)
+    [b] = operator.execute({"task_state_store": run_b})  # run B's answer is lost; A's job still runs
+    starts = started_by(sandbox)
+    assert len(sandbox.control.requests(START)) == 2 and len(starts) == 2  # exactly one start each
+    first, second = (starts[k][0]["model_uuid"] for k in sorted(starts))
+    assert (a["model_uuid"], b["model_uuid"]) == (first, second)  # neither run holds the other's model
+    assert run_a.get(STARTED_STATE) == {"3d": first} and run_b.get(STARTED_STATE) == {"3d": second}
+
+
+def test_flighthub2_two_new_candidates_are_in_doubt(sandbox):
+    """Another run's start on the same resource landed after this run's snapshot: the lookup cannot tell."""
+    resource_uuid = upload_resource()
+    hook = FlightHub2Hook()
+    hook.start_reconstruction(resource_uuid, {"3d": {}})  # ours (answer lost) ...
+    hook.start_reconstruction(resource_uuid, {"3d": {}})  # ... and another run's, both after the snapshot
+    store = StateStore()
+    store.set(in_flight_key(STARTED_STATE), in_flight(resource_uuid, ["3d"]))
+    operator = FlightHub2StartReconstructionOperator(task_id="start", resource_uuid=resource_uuid, model_types=["3d"])
+    with pytest.raises(AirflowFailException, match="cannot tell which job"):
+        operator.execute({"task_state_store": store})
+    assert store.get(STARTED_STATE) is None and len(sandbox.control.requests(START)) == 2
 
 
 def test_flighthub2_stored_job_that_failed_is_not_reattached_unless_allowed(sandbox):
@@ -112,6 +205,30 @@ def test_flighthub2_stored_job_that_failed_is_not_reattached_unless_allowed(sand
                                                     resubmit_failed=True)
     [again] = allowed.execute({"task_state_store": store})
     assert again["model_uuid"] != started["model_uuid"] and len(sandbox.control.requests(START)) == 2
+
+
+def test_flighthub2_resubmit_failed_starts_only_the_failed_type(sandbox):
+    resource_uuid = upload_resource()
+    sandbox.control.push_scenario("flighthub2", outcomes={"2d": "reconstruction_failed"})
+    store = StateStore()
+    kwargs = dict(task_id="start", resource_uuid=resource_uuid, model_types=["3d", "2d"],
+                  parameters={"3d": {"quality": "high"}, "2d": {"gsd": 2}})
+    first = {m["model_type"]: m["model_uuid"] for m in
+             FlightHub2StartReconstructionOperator(**kwargs).execute({"task_state_store": store})}
+    hook = FlightHub2Hook()
+    wait_for("2D to fail", lambda: hook.open_model(first["2d"])["model_status"] == 8)
+    finish(hook, first["3d"])
+    again = {m["model_type"]: m["model_uuid"] for m in
+             FlightHub2StartReconstructionOperator(resubmit_failed=True, **kwargs).execute({"task_state_store": store})}
+    assert again["3d"] == first["3d"] and again["2d"] != first["2d"]  # 3D keeps its (paid) job
+    starts = started_by(sandbox)
+    assert len(sandbox.control.requests(START)) == 2 and len(starts) == 2
+    [second] = starts[max(starts)]  # the second start carried parameter_2d only
+    assert (second["model_type"], second["parameters"], second["model_uuid"]) == (1, '{"gsd":2}', again["2d"])
+    assert store.get(STARTED_STATE) == again
+    assert FlightHub2StartReconstructionOperator(resubmit_failed=True, **kwargs).execute(
+        {"task_state_store": store}) == [{"model_type": t, "model_uuid": again[t]} for t in ("3d", "2d")]
+    assert len(sandbox.control.requests(START)) == 2  # a later try re-attaches to both
 
 
 # -- Qianfan ---------------------------------------------------------------------------------------------
