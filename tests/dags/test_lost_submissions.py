@@ -1,9 +1,11 @@
 """A paid create/start the provider processed but whose answer was lost: exactly one job, never a second.
 
-FlightHub 2 and Qianfan find the job again (in the same try, or in a retry that finds the in-flight marker)
-and the run succeeds; MiniMax has no lookup, so the task fails at once and says what to check. Pipelines run
-through dag.test() against the emulator (its ``drop_answer`` fault processes the request, then drops the
-connection); retries are driven at operator level with the task state store stand-in.
+FlightHub 2 and Qianfan find the job again when it matches exactly (in the same try, or in a retry that finds
+the in-flight record) and the run succeeds; anything else (not found, several candidates, no lookup at all:
+MiniMax) fails the task at once with what to check, and submits again only on purpose. Pipelines run through
+dag.test() against the emulator (its ``drop_answer`` fault processes the request, then drops the connection);
+retries are driven at operator level with the task state store stand-in, and a worker that died after its
+request was processed is stood in for by sending the request straight through the hook.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from pathlib import Path
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
 
+from artifact_harvest.core.errors import TransientProviderError
 from artifact_harvest.core.idempotency import in_flight_key
 from artifact_harvest.flighthub2.hook import FlightHub2Hook
 from artifact_harvest.flighthub2.operators import STARTED_STATE, FlightHub2StartReconstructionOperator
@@ -252,7 +255,7 @@ def test_qianfan_retry_after_a_killed_worker_attaches_without_a_second_create(sa
     operator = QianfanCreateModelExportOperator(task_id="create", model_id="amv-killed1")
     assert operator.execute({"task_state_store": store})["exportId"] == export_id
     assert qianfan_creates(sandbox) == 0 and store.get(EXPORT_ID_KEY) == export_id
-    assert qianfan_calls(sandbox, "DescribeModelExportTask") == 1  # the lookup, instead of a create
+    assert qianfan_calls(sandbox, "DescribeModelExportTask") == 2  # the lookup and its state, instead of a create
 
 
 def test_qianfan_lost_create_costs_one_extra_describe(sandbox):
@@ -280,6 +283,81 @@ def test_qianfan_stored_export_that_failed_is_not_reattached_unless_allowed(sand
     allowed = QianfanCreateModelExportOperator(task_id="create", model_id="amv-fails1", resubmit_failed=True)
     assert allowed.execute({"task_state_store": store})["exportId"] != first
     assert qianfan_creates(sandbox) == 2
+
+
+def lost_create_whose_export_failed(emu, model_id: str) -> StateStore:
+    """A create processed but unanswered (the worker died), whose export then failed and is no longer listed."""
+    from artifact_harvest.qianfan.hook import QianfanHook
+
+    hook = QianfanHook()
+    emu.control.push_scenario("qianfan", outcome="vanish")
+    hook.create_export(model_id)
+    wait_for("the failed export to be left out", lambda: not hook.describe_export(model_id).has_record)
+    store = StateStore()
+    store.set(in_flight_key(EXPORT_ID_KEY), {**IN_FLIGHT, "model_id": model_id, "listed": ""})
+    return store
+
+
+def test_qianfan_lost_create_whose_export_failed_is_not_created_again(sandbox):
+    store = lost_create_whose_export_failed(sandbox, "amv-lostfail1")
+    operator = QianfanCreateModelExportOperator(task_id="create", model_id="amv-lostfail1")
+    with pytest.raises(AirflowFailException) as info:
+        operator.execute({"task_state_store": store})
+    text = str(info.value)
+    assert "amv-lostfail1" in text and "leaves failed exports out" in text and "resubmit_failed" in text
+    assert all(word in text for word in CLEAR_WORDS)
+    assert qianfan_creates(sandbox) == 1 and store.get(EXPORT_ID_KEY) is None
+
+
+def test_qianfan_lost_create_whose_export_failed_is_created_once_more_when_allowed(sandbox):
+    store = lost_create_whose_export_failed(sandbox, "amv-lostfail2")
+    operator = QianfanCreateModelExportOperator(task_id="create", model_id="amv-lostfail2", resubmit_failed="True")
+    export_id = operator.execute({"task_state_store": store})["exportId"]
+    assert qianfan_creates(sandbox) == 2 and store.get(EXPORT_ID_KEY) == export_id
+    assert operator.execute({"task_state_store": store})["exportId"] == export_id  # and never a third
+    assert qianfan_creates(sandbox) == 2
+
+
+def test_qianfan_lost_create_whose_export_shows_fail_is_a_terminal_failure(sandbox):
+    """The docs also list a Fail state: a lost create's export seen in it is ours, failed."""
+    from artifact_harvest.qianfan.hook import QianfanHook
+
+    hook = QianfanHook()
+    sandbox.control.push_scenario("qianfan", outcome="fail")
+    export_id = hook.create_export("amv-lostfail3")
+    wait_for("the export to fail", lambda: hook.describe_export("amv-lostfail3").state.value == "Fail")
+    store = StateStore()
+    store.set(in_flight_key(EXPORT_ID_KEY), {**IN_FLIGHT, "model_id": "amv-lostfail3", "listed": ""})
+    operator = QianfanCreateModelExportOperator(task_id="create", model_id="amv-lostfail3")
+    with pytest.raises(AirflowFailException, match=f"{export_id}.*terminal failure.*resubmit_failed"):
+        operator.execute({"task_state_store": store})
+    assert qianfan_creates(sandbox) == 1 and store.get(EXPORT_ID_KEY) == export_id  # found, kept, not re-created
+
+
+def test_qianfan_export_replaced_by_another_runs_forced_export_archives_the_newer_one(sandbox, archive_root):
+    from artifact_harvest.qianfan.hook import QianfanHook
+    from artifact_harvest.qianfan.operators import QianfanDownloadExportOperator
+
+    hook = QianfanHook()
+    run_1 = StateStore()
+    ours = QianfanCreateModelExportOperator(task_id="create", model_id="amv-forced1").execute(
+        {"task_state_store": run_1})["exportId"]
+    wait_for("run 1's export to be done", lambda: hook.describe_export("amv-forced1").state.value == "Done")
+    newer = QianfanCreateModelExportOperator(task_id="create", model_id="amv-forced1", force_new_export=True).execute(
+        {"task_state_store": StateStore()})["exportId"]  # run 2
+    assert newer != ours and qianfan_creates(sandbox) == 2
+    download = QianfanDownloadExportOperator(task_id="download_and_archive", model_id="amv-forced1", export_id=ours)
+    with pytest.raises(TransientProviderError, match=f"replaced by export {newer}, which is still being packaged"):
+        download.execute({"task_state_store": StateStore()})  # run 2's export is Doing: a retry will archive it
+    # run 1 retries its create step: replaced is not failed, it goes on with the newer export
+    assert QianfanCreateModelExportOperator(task_id="create", model_id="amv-forced1").execute(
+        {"task_state_store": run_1})["exportId"] == newer
+    assert hook.describe_export("amv-forced1").state.value == "Done"
+    manifest = download.execute({"task_state_store": StateStore()})
+    assert manifest["source"] == {"modelId": "amv-forced1", "exportId": newer, "replacesExportId": ours}
+    assert (archive_root / "qianfan" / newer / "manifest.json").exists()
+    assert not (archive_root / "qianfan" / ours).exists()
+    assert qianfan_creates(sandbox) == 2  # one create per run, as the policy allows (run 2 forced its own)
 
 
 # -- MiniMax ---------------------------------------------------------------------------------------------
