@@ -132,6 +132,19 @@ def test_flighthub2_lost_start_whose_job_finished_before_the_retry_looked_fails_
     assert store.get(in_flight_key(STARTED_STATE)) is not None  # the next try (keep task state) looks again
 
 
+def test_flighthub2_run_whose_lost_start_cannot_be_matched_fails_at_once_with_what_to_check(sandbox, capfd):
+    sandbox.control.configure(polls_per_stage=0, stage_seconds=0.01)  # the job ends in 0.05 s ...
+    sandbox.control.add_fault(route=START, kind="drop_answer", seconds=0.5, times=1)  # ... before the lookup
+    run = load_dag("flighthub2_reconstruct_model").test(run_conf={"photos": str(PHOTOS), "model_types": ["2d"], **FAST})
+    assert run.state == "failed"
+    [start] = [ti for ti in run.get_task_instances() if ti.task_id == "start_reconstruction"]
+    assert (start.state, start.try_number) == ("failed", 1)  # at once: no Airflow retry
+    text = output(capfd)
+    assert "may have been accepted" in text and "open_model/models/running" in text
+    assert all(word in text for word in CLEAR_WORDS)
+    assert len(sandbox.control.requests(START)) == 1 and len(sandbox.control.jobs("flighthub2")) == 1
+
+
 def test_flighthub2_in_doubt_starts_again_only_on_purpose(sandbox):
     resource_uuid = upload_resource()
     store = StateStore()
@@ -368,7 +381,8 @@ def test_minimax_lost_create_answer_fails_fast_with_what_to_check(sandbox, archi
     [create] = [ti for ti in run.get_task_instances() if ti.task_id == "create"]
     assert (create.state, create.try_number) == ("failed", 1)  # at once: no Airflow retry
     text = output(capfd)
-    assert "may have been accepted" in text and "MiniMax console" in text and "resubmit_if_in_doubt" in text
+    assert "may have been accepted" in text and "MiniMax console" in text
+    assert all(word in text for word in CLEAR_WORDS)
     assert MINIMAX_API_KEY not in text  # the in-doubt message names the call, never the key
     assert len(sandbox.control.requests("/v1/video_generation$")) == 1
     assert len(sandbox.control.jobs("minimax")) == 1  # one (paid) video, never two

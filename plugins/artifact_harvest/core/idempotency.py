@@ -37,12 +37,11 @@ Failed = Callable[[Any], str | None]
 
 #: what each way of running the task again does with an in-doubt submission (said in every in-doubt failure)
 CLEAR_HELP = (
-    "What running this task again does: an Airflow retry, a DAG-run Clear, or a task Clear with \"keep task "
-    "state\" ticked keep the in-flight record, so the next try looks the job up again (and fails again while it "
-    "cannot tell); a plain task Clear discards the task state (Airflow releases that discard it), so the next "
-    "try submits again without looking and may pay twice; resubmit_if_in_doubt=true (trigger form / operator "
-    "argument) submits again on purpose, also paying twice if the first one was accepted. A new DAG run "
-    "always submits anew. See docs/exactly-once.md."
+    "Running it again: a retry, a DAG-run Clear, or a task Clear with \"keep task state\" keeps the in-flight "
+    "record, so the next try looks again (and fails again while it cannot tell); a plain task Clear discards "
+    "the task state where the Clear dialog offers \"keep task state\", and then the next try submits without "
+    "looking, which may pay twice; resubmit_if_in_doubt=true (trigger form or operator argument) submits again "
+    "on purpose, which may also pay twice; a new DAG run submits anew. See docs/exactly-once.md."
 )
 
 
