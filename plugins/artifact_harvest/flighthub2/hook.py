@@ -245,9 +245,9 @@ class FlightHub2Hook(ProviderHook):
         known = set(before)
         matches: dict[str, list[str]] = {t: [] for t in model_types}
         for model in self.running_on(resource_uuid):
-            uuid = str(model.get("model_uuid"))
-            if model.get("model_type") in wanted and uuid not in known:
-                matches[wanted[model["model_type"]]].append(uuid)
+            model_uuid = str(model.get("model_uuid"))
+            if model.get("model_type") in wanted and model_uuid not in known:
+                matches[wanted[model["model_type"]]].append(model_uuid)
         if not any(matches.values()):
             return None
         if all(len(uuids) == 1 for uuids in matches.values()):
