@@ -84,6 +84,10 @@ with DAG(
         "delete_resource_when_done": Param(False, type="boolean", title="Delete photos when done", section=OPTIONS,
                                            description="Delete the uploaded resource after every model is archived."),
         **waiting_params(60, "FlightHub 2 advises about a minute.", "P7D", "each model", minimum=0.01),
+        "resubmit_if_in_doubt": Param(False, type="boolean", title="Resubmit if in doubt", section=OPTIONS,
+                                      description="A start's answer was lost and its jobs cannot be matched "
+                                      "exactly in FlightHub 2's running list: start again anyway, and maybe pay "
+                                      "twice. Off: the run fails and says what to check (docs/exactly-once.md)."),
     },
 ) as dag:
     wait_args = {**WAIT_ARGS, "map_index_template": MODEL_LABEL}
@@ -93,7 +97,7 @@ with DAG(
     )
     start = FlightHub2StartReconstructionOperator(
         task_id="start_reconstruction", resource_uuid=upload.output, model_types="{{ params.model_types }}",
-        parameters="{{ params.parameters }}",
+        parameters="{{ params.parameters }}", resubmit_if_in_doubt="{{ params.resubmit_if_in_doubt }}",
     )
     ready = FlightHub2ModelReadySensor.partial(task_id="wait_for_model", **wait_args).expand(
         model_uuid=start.output.map(_model_uuid)

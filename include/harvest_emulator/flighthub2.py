@@ -10,11 +10,15 @@ Emulator conventions for what the docs leave open (recorded, not documented by D
 - ``store_path`` is ``fh/organizations/emu-org/open_reconstruction/tmp/<resource_uuid>/{fileName}``.
 - A refreshed upload credential (second ``obtain_token``) may keep uploading into an earlier resource.
 - Errors the docs do not number use 210400 (invalid request) and 210404 (not found).
+- ``open_model/models/running`` pages like the project list (``page``, ``page_size``; no total; an empty page
+  is ``list: null``), oldest job first; the page size when the client sends none is the config key
+  ``flighthub2_page_size`` (default 10), so a test can make the list longer than one page.
 
 Records live in ``state.jobs`` (cleared by reset): ``flighthub2`` = open models (stage clock),
 ``flighthub2.models`` = model management, ``flighthub2.resources`` = uploaded batches,
 ``flighthub2.keys`` = issued STS keys. Scenarios (``push_scenario("flighthub2", ...)``), consumed by
 start / model create: ``outcome`` (reconstruction_failed | resource_failed | canceled | zip_failed | never),
+``outcomes`` (``{model type: outcome}``, per type of one start, e.g. ``{"2d": "reconstruction_failed"}``),
 ``error_code``, ``size`` (model file bytes), ``create_at`` (epoch of a model-management model).
 """
 
@@ -45,6 +49,8 @@ ORG_PATH = "fh/organizations/emu-org/open_reconstruction/tmp"
 DEFAULT_SIZE = 256 * 1024
 KEY_LIFETIME = 3600
 DEMO_FILE_ID = "1001"
+#: page size of the running list when the client sends none (config ``flighthub2_page_size``)
+DEFAULT_PAGE_SIZE = 10
 
 #: model type name → (start body field, start response field, model_type enum, success status)
 TYPES = {
@@ -93,6 +99,8 @@ def _refused(request: web.Request, project: bool = True) -> web.Response | None:
 
 
 _ids = itertools.count(2000)
+#: numbers the start requests: each open model's ``start_id`` says which start created it
+_starts = itertools.count(1)
 
 
 def _seed(state: EmulatorState) -> None:
@@ -237,13 +245,16 @@ async def start(request: web.Request) -> web.Response:
         if not low <= images <= high:
             return err(210400, f"{name} reconstruction needs {low}-{high} images, the resource has {images}")
     scenario = state.next_scenario(PROVIDER)
+    start_id = next(_starts)
     answer = {}
     for name, (_, field, model_type, success) in requested.items():
         model_uuid = str(uuid.uuid4())
         blob = state.blobs.create(int(scenario.get("size", DEFAULT_SIZE)), filename=f"{model_uuid}.zip")
-        state.add_job(PROVIDER, Job(model_uuid, _stages(scenario.get("outcome"), success), scenario=scenario, data={
+        outcome = (scenario.get("outcomes") or {}).get(name, scenario.get("outcome"))
+        state.add_job(PROVIDER, Job(model_uuid, _stages(outcome, success), scenario=scenario, data={
             "resource_uuid": resource.job_id, "model_type": model_type, "size": blob.size, "blob_id": blob.blob_id,
-            "error_code": int(scenario.get("error_code", 30001)), "parameters": body[TYPES[name][0]]}))
+            "error_code": int(scenario.get("error_code", 30001)), "parameters": body[TYPES[name][0]],
+            "start_id": start_id}))
         answer[field] = {"uuid": model_uuid, "status": 12, "sub_error_code": 0}
     return ok(answer)
 
@@ -277,7 +288,10 @@ async def running(request: web.Request) -> web.Response:
     state = request.app[STATE]
     views = [_view(job, state, job.peek(state.config)) for job in state.jobs[PROVIDER].values()
              if not job.data.get("deleted")]
-    return ok({"list": [v for v in views if v["model_status"] in (12, 14)] or None})
+    listed = [v for v in views if v["model_status"] in (12, 14)]
+    page = int(request.query.get("page", 1))
+    size = int(request.query.get("page_size") or state.config.get("flighthub2_page_size", DEFAULT_PAGE_SIZE))
+    return ok({"list": listed[(page - 1) * size : page * size] or None})
 
 
 # -- model management ------------------------------------------------------------------------------------

@@ -144,6 +144,35 @@ def test_stop_reconstruction_reports_canceled(emu):
     assert hook.open_model(model_uuid)["model_status"] == 16
 
 
+def test_running_list_is_read_page_by_page_until_an_empty_page(emu):
+    emu.control.configure(flighthub2_page_size=2)
+    hook = FlightHub2Hook()
+    resource_uuid = upload(hook)
+    started = {**hook.start_reconstruction(resource_uuid, {"2d": {}, "3d": {}}),
+               **{f"again-{t}": u for t, u in hook.start_reconstruction(resource_uuid, {"3d": {}}).items()}}
+    emu.control.clear_requests()
+    assert sorted(m["model_uuid"] for m in hook.running_models()) == sorted(started.values())
+    assert [r["query"] for r in emu.control.requests("models/running$")] == [{"page": "1"}, {"page": "2"},
+                                                                             {"page": "3"}]
+
+
+def test_find_started_matches_new_jobs_of_the_resource_exactly(emu):
+    from artifact_harvest.core.idempotency import Ambiguous
+
+    hook = FlightHub2Hook()
+    resource_uuid, other = upload(hook), upload(hook)
+    hook.start_reconstruction(other, {"3d": {}})  # another resource: never a candidate
+    earlier = hook.start_reconstruction(resource_uuid, {"3d": {}})["3d"]  # ran before: in the snapshot
+    ours = hook.start_reconstruction(resource_uuid, {"3d": {}, "2d": {}})
+    assert hook.find_started(resource_uuid, ["3d", "2d"], [earlier]) == ours
+    assert hook.find_started(resource_uuid, ["lidar"], [earlier]) is None  # nothing of that type runs
+    with pytest.raises(Ambiguous, match="several|exactly one"):
+        hook.find_started(resource_uuid, ["3d"], [])  # two new 3D jobs: cannot tell which
+    _poll_until(lambda: hook.open_model(ours["2d"]), lambda d: d["zip_status"] == 2)  # 2D ended: not listed
+    with pytest.raises(Ambiguous, match="finished"):
+        hook.find_started(resource_uuid, ["3d", "2d"], [earlier])  # 3D found, 2D not: a person decides
+
+
 def test_model_management(emu):
     emu.control.push_scenario("flighthub2", create_at=1767225600)
     hook = FlightHub2Hook(api_version="v2.0")

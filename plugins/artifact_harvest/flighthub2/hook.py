@@ -20,6 +20,7 @@ from artifact_harvest.core.errors import (
     TransientProviderError,
 )
 from artifact_harvest.core.hook import ProviderHook
+from artifact_harvest.core.idempotency import Ambiguous
 from artifact_harvest.core.http import REFUSED_STATUSES, ApiClient, ApiResponse, Call, Redactor, is_transient_status
 from artifact_harvest.flighthub2.status import MODEL_TYPES
 from artifact_harvest.flighthub2.validation import check_language, check_project_uuid
@@ -36,6 +37,11 @@ FATAL_HINTS = {
 }
 #: the upload callback accepts at most this many files per call
 CALLBACK_BATCH = 100
+
+
+def parameter_text(params: Mapping[str, Any] | None) -> str:
+    """A ``parameter_*`` value as sent: the algorithm parameters as compact JSON text."""
+    return json.dumps(dict(params or {}), separators=(",", ":"), sort_keys=True)
 
 
 class FlightHub2Hook(ProviderHook):
@@ -174,7 +180,7 @@ class FlightHub2Hook(ProviderHook):
             )
         body: dict[str, Any] = {"resource_uuid": resource_uuid, "delete_resource_if_finish": delete_resource_if_finish}
         for model_type, params in parameters.items():
-            body[MODEL_TYPES[model_type][0]] = json.dumps(params or {}, separators=(",", ":"))
+            body[MODEL_TYPES[model_type][0]] = parameter_text(params)
         data = self._run(Call("POST", f"{self.prefix}/open_model/models/reconstruction/start", json=body)) or {}
         return {t: str(self._required(data.get(MODEL_TYPES[t][1]), "uuid")) for t in parameters}
 
@@ -203,27 +209,53 @@ class FlightHub2Hook(ProviderHook):
         self._run(Call("DELETE", f"{self.prefix}/open_model/models/{model_uuid}"))
 
     def running_models(self) -> list[dict[str, Any]]:
-        return self._list(self._run(Call("GET", f"{self.prefix}/open_model/models/running")))
+        """Every running reconstruction of the project (``GET open_model/models/running``, all pages).
 
-    def find_started(self, resource_uuid: str, model_types: Sequence[str]) -> dict[str, str] | None:
-        """The running jobs a start for ``resource_uuid`` whose answer was lost created: {type: model_uuid}.
+        Sends ``page`` only and reads pages until one comes back empty (``list: null``) or repeats the one
+        before (a server that ignores paging): n jobs at page size p cost ceil(n/p) + 1 calls.
+        """
+        models: list[dict[str, Any]] = []
+        seen: set[str] = set()
+        page = 1
+        while True:
+            batch = self._list(self._run(Call("GET", f"{self.prefix}/open_model/models/running", {"page": page})))
+            fresh = [m for m in batch if str(m.get("model_uuid")) not in seen]
+            if not fresh:
+                return models
+            models += fresh
+            seen.update(str(m.get("model_uuid")) for m in fresh)
+            page += 1
 
-        One ``GET open_model/models/running``, matched on resource uuid and model type. None when none of
-        the types runs (nothing was started, or it already ended: FlightHub 2 lists only running jobs).
-        Fails when only some types run, or a type runs twice: that needs a person to decide.
+    def running_on(self, resource_uuid: str) -> list[dict[str, Any]]:
+        """The running reconstructions of one resource: ``model_uuid``, ``model_type``, ``model_status``..."""
+        return [m for m in self.running_models() if str(m.get("resource_uuid")) == resource_uuid]
+
+    def find_started(
+        self, resource_uuid: str, model_types: Sequence[str], before: Sequence[str]
+    ) -> dict[str, str] | None:
+        """The jobs a start whose answer was lost created, matched exactly: {type: model_uuid}, or None.
+
+        A running job of ``resource_uuid`` counts when its ``model_type`` was requested and its uuid is not in
+        ``before`` (what ran on the resource just before the start was sent). The running list carries no
+        creation time and no parameters (API-FACTS 1.7.6), so that is all that can be matched. None when no
+        requested type has such a job (not started, or already finished: only running jobs are listed);
+        :class:`Ambiguous` when some types have one and others none, or a type has several.
         """
         wanted = {int(MODEL_TYPES[t][2]): t for t in model_types}
+        known = set(before)
         matches: dict[str, list[str]] = {t: [] for t in model_types}
-        for model in self.running_models():
-            if str(model.get("resource_uuid")) == resource_uuid and model.get("model_type") in wanted:
-                matches[wanted[model["model_type"]]].append(str(model["model_uuid"]))
+        for model in self.running_on(resource_uuid):
+            model_uuid = str(model.get("model_uuid"))
+            if model.get("model_type") in wanted and model_uuid not in known:
+                matches[wanted[model["model_type"]]].append(model_uuid)
         if not any(matches.values()):
             return None
         if all(len(uuids) == 1 for uuids in matches.values()):
             return {t: uuids[0] for t, uuids in matches.items()}
-        raise FatalProviderError(
-            self.provider, f"cannot tell which running jobs of resource {resource_uuid} the lost start created: "
-            f"{matches}", hint="stop the extra ones in FlightHub 2, or start with a fresh resource",
+        raise Ambiguous(
+            f"new running jobs of resource {resource_uuid} per requested model type: {matches} (exactly one "
+            "each was expected; a type with none may have finished already, a type with several was started "
+            "by another run too)"
         )
 
     # -- model management ----------------------------------------------------------------------------

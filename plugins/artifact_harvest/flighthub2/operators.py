@@ -16,8 +16,9 @@ from artifact_harvest.core.errors import InvalidParameterError, TransientProvide
 from artifact_harvest.core.idempotency import remember, remembered, submit_once
 from artifact_harvest.core.intervals import run_interval
 from artifact_harvest.core.operators import DownloadAndArchiveOperator
+from artifact_harvest.core.params import as_bool
 from artifact_harvest.core.polling import Phase
-from artifact_harvest.flighthub2.hook import FlightHub2Hook, FlightHub2HookMixin
+from artifact_harvest.flighthub2.hook import FlightHub2Hook, FlightHub2HookMixin, parameter_text
 from artifact_harvest.flighthub2.status import judge_open_model
 from artifact_harvest.flighthub2.upload import PhotoUploader, UploadTarget, list_photos
 from artifact_harvest.flighthub2.validation import check_image_count
@@ -109,45 +110,88 @@ class FlightHub2StartReconstructionOperator(_FlightHub2Operator):
     :param model_types: subset of ``2d``, ``3d``, ``3dgs``, ``lidar`` (templated).
     :param parameters: ``{model_type: {algorithm parameters}}`` (templated); missing types get ``{}``.
     :param delete_resource_if_finish: let FlightHub 2 delete the resource when every job finishes.
-    :param resubmit_failed: when the jobs an earlier try started ended in failure, start new ones instead of
-        failing (each start is paid).
+    :param resubmit_failed: when jobs an earlier try started ended in failure, start those model types again
+        (each start is paid); the types that did not fail keep their job (templated).
+    :param resubmit_if_in_doubt: when a start's answer was lost and the lookup cannot match the job exactly,
+        start again (may pay twice) instead of failing (templated).
 
-    A start whose answer was lost (or whose worker died before the ids were stored) is looked up in
-    ``open_model/models/running`` by resource uuid and model type, and attached to; never sent twice blindly.
+    A start whose answer was lost (or whose worker died before the ids were stored) is looked up in the
+    paged running list: per requested type exactly one running job of the resource that was not running
+    before the start was sent. Anything else fails the task with what to check (docs/exactly-once.md).
     """
 
-    template_fields: Sequence[str] = ("resource_uuid", "model_types", "parameters")
+    template_fields: Sequence[str] = ("resource_uuid", "model_types", "parameters", "resubmit_failed",
+                                      "resubmit_if_in_doubt")
 
     def __init__(self, *, resource_uuid: str, model_types: Sequence[str], parameters: dict[str, Any] | None = None,
-                 delete_resource_if_finish: bool = False, resubmit_failed: bool = False, **kwargs: Any) -> None:
+                 delete_resource_if_finish: bool = False, resubmit_failed: bool | str = False,
+                 resubmit_if_in_doubt: bool | str = False, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.resource_uuid = resource_uuid
         self.model_types = model_types
         self.parameters = parameters
         self.delete_resource_if_finish = delete_resource_if_finish
         self.resubmit_failed = resubmit_failed
+        self.resubmit_if_in_doubt = resubmit_if_in_doubt
+        self._failed_types: set[str] = set()
 
     def execute(self, context: Context) -> list[dict[str, str]]:
         types = list(dict.fromkeys(self.model_types or []))
         parameters = {t: dict((self.parameters or {}).get(t) or {}) for t in types}
         if remembered(context, STARTED_STATE) is None:  # before paying; a retry that re-attaches pays nothing
             check_image_count(types, len(self.hook.resource(self.resource_uuid)["file_names"]))
+        plan: dict[str, Any] = {}
+
+        def sent() -> dict[str, Any]:
+            """What this start sends, and what ran on the resource just before (for an exact lookup)."""
+            previous = remembered(context, STARTED_STATE) or {}
+            kept = {t: u for t, u in previous.items() if t in types and t not in self._failed_types}
+            plan.update(
+                resource_uuid=self.resource_uuid, model_types=[t for t in types if t not in kept],
+                parameters={t: parameter_text(parameters[t]) for t in types if t not in kept}, kept=kept,
+                before=[str(m["model_uuid"]) for m in self.hook.running_on(self.resource_uuid)],
+            )
+            return plan
+
+        def submit() -> dict[str, str]:
+            todo = {t: parameters[t] for t in plan["model_types"]}
+            if plan["kept"]:
+                self.log.info("starting only %s again; keeping %s", sorted(todo), plan["kept"])
+            started = self.hook.start_reconstruction(self.resource_uuid, todo, self.delete_resource_if_finish)
+            return {**plan["kept"], **started}
+
         started: dict[str, str] = submit_once(
-            context, STARTED_STATE,
-            lambda: self.hook.start_reconstruction(self.resource_uuid, parameters, self.delete_resource_if_finish),
-            find=lambda: self.hook.find_started(self.resource_uuid, types),
-            failed=self._failed,
-            resubmit_failed=self.resubmit_failed,
+            context, STARTED_STATE, submit, find=self._find, failed=self._failed, sent=sent,
+            resubmit_failed=as_bool(self.resubmit_failed, "resubmit_failed", PROVIDER),
+            resubmit_if_in_doubt=as_bool(self.resubmit_if_in_doubt, "resubmit_if_in_doubt", PROVIDER),
+            in_doubt_help=self._in_doubt_help(types),
         )
         return [{"model_type": t, "model_uuid": started[t]} for t in types]
 
+    def _find(self, record: dict[str, Any]) -> dict[str, str] | None:
+        found = self.hook.find_started(str(record.get("resource_uuid") or self.resource_uuid),
+                                       record.get("model_types") or list(self.model_types or []),
+                                       record.get("before") or [])
+        return None if found is None else {**(record.get("kept") or {}), **found}
+
     def _failed(self, started: dict[str, str]) -> str | None:
-        """Why the stored jobs cannot be re-attached: one of them ended failed or canceled."""
+        """Why the stored jobs cannot all be re-attached: those that ended failed or canceled."""
+        reasons = {}
         for model_type, model_uuid in started.items():
             result = judge_open_model(self.hook.open_model(model_uuid))
             if result.phase is Phase.FAILED:
-                return f"{model_type}: {result.message}"
-        return None
+                reasons[model_type] = result.message
+        self._failed_types = set(reasons)
+        return "; ".join(f"{t}: {why}" for t, why in reasons.items()) or None
+
+    def _in_doubt_help(self, types: Sequence[str]) -> str:
+        project = self.hook.client.headers.get("X-Project-Uuid", "?")
+        return (
+            f"Check FlightHub 2, project {project}, for {', '.join(types)} reconstructions of resource "
+            f"{self.resource_uuid} started at or after that time: the running list (GET {self.hook.prefix}/"
+            "open_model/models/running, every page) and the project's models. If one was started and you do "
+            "not want to pay for another, keep it (or stop it: its quota is refunded) before starting again."
+        )
 
 
 class FlightHub2DownloadModelOperator(FlightHub2HookMixin, DownloadAndArchiveOperator):

@@ -33,9 +33,8 @@ SUBTITLE_SUFFIXES = {".srt", ".vtt", ".lrc", ".titles"}
 IN_DOUBT_HELP = (
     "MiniMax may have started (and billed) the {what} task: check the MiniMax console (platform.minimax.io → "
     "Account → Billing/Usage, and the generation history of this API key) for a {what} task created at that "
-    "time. If it is there, pass its task id to the wait step; to submit a new one on purpose (a second task "
-    "is billed again), trigger the run with resubmit_if_in_doubt=true (operator argument "
-    "resubmit_if_in_doubt=True)."
+    "time. If it is there, archive its file with the minimax_archive_file DAG instead of paying again; if it "
+    "is not, submit again (see below)."
 )
 
 
