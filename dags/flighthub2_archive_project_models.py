@@ -31,7 +31,8 @@ def _file_id(model: dict) -> str:
 
 with DAG(
     dag_id="flighthub2_archive_project_models",
-    description="Daily: archive the FlightHub 2 project's models created on the run's day, and on any day missed since the last success.",
+    description="Daily: archive the FlightHub 2 project's models created on the run's day, and on any day "
+    "missed since the last success.",
     # a real daily interval (plain "@daily" is a trigger timetable in Airflow 3: start == end)
     schedule=CronDataIntervalTimetable("@daily", timezone="UTC"),
     start_date=datetime(2026, 1, 1, tzinfo=timezone.utc),

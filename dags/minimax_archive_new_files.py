@@ -12,7 +12,8 @@ from artifact_harvest.minimax.operators import MiniMaxDownloadOperator, unarchiv
 
 with DAG(
     dag_id="minimax_archive_new_files",
-    description="Hourly: archive the MiniMax files created in the run's hour, and in any hour missed since the last success.",
+    description="Hourly: archive the MiniMax files created in the run's hour, and in any hour missed since "
+    "the last success.",
     # @hourly with a one-hour data interval ending at each run (a bare "@hourly" has an empty interval in 3.x)
     schedule=CronTriggerTimetable("@hourly", timezone="UTC", interval=timedelta(hours=1)),
     start_date=datetime(2026, 1, 1, tzinfo=timezone.utc),

@@ -90,7 +90,8 @@ def test_an_upload_aborted_before_completion_starts_again_moto_answering_like_s3
     state = StateStore()
     archiver = Archiver(state=state, part_size=PART)
     aborted = abort_from_outside(object_store, archiver, "CompleteMultipartUpload")
-    created, completed = count_calls(archiver, "CreateMultipartUpload"), count_calls(archiver, "CompleteMultipartUpload")
+    created = count_calls(archiver, "CreateMultipartUpload")
+    completed = count_calls(archiver, "CompleteMultipartUpload")
 
     manifest = archive(archiver, file)
 
@@ -128,7 +129,7 @@ def test_an_upload_aborted_between_parts_on_moto_as_it_is_is_archived_on_the_ret
         s3_archive, object_store, staging_dir, monkeypatch):
     """moto's own answer (500 for the vanished upload): transient, the upload id stays; the retry's ListParts
     says NoSuchUpload, so it starts a new upload and archives exactly the staged bytes."""
-    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")  # botocore would retry moto's 500 with backoff: the same outcome, slower
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")  # botocore would retry moto's 500 with backoff: same outcome
     data = payload(16 * MiB + 5, 14)
     file = staged(staging_dir, data)
     state = StateStore()
