@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 from collections.abc import Callable
@@ -108,6 +109,8 @@ class FsspecStore:
     check-then-create in ``memory://`` (one process). A filesystem that refuses ``"xb"`` gets exists-then-write
     (logged as racy); the key's lease is then all that keeps two writers apart (docs/one-writer.md).
     """
+
+    atomic_create = False  # "xb" on a local filesystem shows the file while it is written
 
     def __init__(self, state: Any = None) -> None:
         self.state = state
@@ -254,6 +257,8 @@ class Archiver:
         target = folder / safe_filename(file.filename)
         found = self.store.stat(target)  # a crash between data and manifest leaves this: verify it first
         if found is None and not self.store.put_data(file, target):
+            if not getattr(self.store, "atomic_create", True) and (winner := self._await_manifest(provider, artifact_key)):
+                return Archived(self._same_or_conflict(winner, file, provider, artifact_key), False)
             found = self.store.stat(target)  # another archiver created it meanwhile
         if found is not None:
             self._check_found(found, file, target, provider, artifact_key)
@@ -277,6 +282,14 @@ class Archiver:
         file.path.unlink(missing_ok=True)
         log.info("[%s] archived %s (%d bytes, sha256 %s)", provider, target, file.size, file.sha256)
         return Archived(manifest, True)
+
+    def _await_manifest(self, provider: str, artifact_key: str) -> dict | None:
+        """The winner's manifest, waited for (``lease_expiry``): on a store whose create shows the object while
+        it is written, the data we lost to may still be growing."""
+        deadline = time.monotonic() + LeaseSettings.from_config().expiry
+        while (manifest := self.manifest(provider, artifact_key)) is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        return manifest
 
     @staticmethod
     def _check_found(found: tuple[int, str], file: DownloadedFile, target: ObjectStoragePath, provider: str,
