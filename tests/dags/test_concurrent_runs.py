@@ -1,5 +1,6 @@
 """Two runs of the same Qianfan export at once, in separate processes with their own metadata DBs, sharing
-staging and archive (two workers): one writer per key, so one verified copy whose manifest is its bytes."""
+staging and archive (two workers): one writer per key (the archive lease), so one verified copy whose
+manifest is its bytes, and no lease left behind."""
 
 from __future__ import annotations
 
@@ -37,6 +38,8 @@ def start_run(airflow_db: Path, home: Path) -> tuple[subprocess.Popen, Path]:
     env = {**os.environ, **project_airflow_env(home)}
     shutil.copy(airflow_db / "airflow.db", home / "airflow.db")
     env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{home}/airflow.db"
+    env.update({"AIRFLOW__ARTIFACT_HARVEST__LEASE_RENEW_INTERVAL": "0.5", "AIRFLOW__ARTIFACT_HARVEST__LEASE_EXPIRY": "5",
+                "AIRFLOW__ARTIFACT_HARVEST__LEASE_POLL_INTERVAL": "0.5"})  # the waiter sees the archive at once
     conf = {"model_version_id": MODEL, "poll_interval": 0.05, "timeout": "PT2M"}
     code = RUN.format(tests=str(TESTS), conf=conf)
     output = home / "output.log"
@@ -60,7 +63,7 @@ def test_two_concurrent_runs_of_one_export_leave_one_verified_copy(
                if line.startswith("RESULT ")]
     assert [r["state"] for r in results] == ["success", "success"], "\n".join(o[-3000:] for o in outputs)
     logs = "\n".join(outputs)
-    assert "another run is downloading this key; waiting for its lock" in logs  # they did overlap
+    assert "waiting for its archive lease" in logs  # they did overlap: the second waited on the lease
     assert "is already archived" in logs  # the second found the first's copy and did nothing
     served = requests_for_blob(emu)
     assert len(served) == 1 and "Range" not in served[0]["headers"]  # fetched once, never interleaved
@@ -68,7 +71,7 @@ def test_two_concurrent_runs_of_one_export_leave_one_verified_copy(
     folder = archive_root / "qianfan" / export_id
     manifest = json.loads((folder / "manifest.json").read_text())
     data = (folder / manifest["filename"]).read_bytes()
-    assert sorted(p.name for p in folder.iterdir()) == sorted(["manifest.json", manifest["filename"]])
+    assert sorted(p.name for p in folder.iterdir()) == sorted(["manifest.json", manifest["filename"]])  # no lease
     export = QianfanHook().describe_export(MODEL)
     assert manifest["size_bytes"] == len(data) == export.file_size
     assert manifest["sha256"] == hashlib.sha256(data).hexdigest()

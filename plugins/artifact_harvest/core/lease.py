@@ -8,7 +8,7 @@ creating generation ``n + 1``, with the same exclusive create, so two takers can
 
 - The holder renews (a heartbeat thread rewrites its own object every ``lease_renew_interval``) and loses the
   lease when a newer generation appears or its renewals fail for ``lease_expiry``; ``check()`` raises then.
-- A waiter polls (the archive's manifest first: once it exists, nothing is downloaded) and calls the lease
+- A waiter polls every ``lease_poll_interval`` (the archive's manifest first: once it exists, nothing is downloaded) and calls the lease
   stale when it has seen no renewal for ``lease_expiry`` by its own clock (no clock needs to agree across
   hosts); a released lease is taken at once. The wait is bounded by the holder's liveness, and in total by
   ``lease_wait_timeout``.
@@ -67,14 +67,17 @@ class LeaseSettings:
     renew_interval: float = 30.0
     expiry: float = 180.0
     wait_timeout: float = 6 * 3600.0
+    poll_interval: float = 10.0
     log_every: float = 60.0
 
     @classmethod
     def from_config(cls) -> LeaseSettings:
-        """``[artifact_harvest] lease_renew_interval``, ``lease_expiry``, ``lease_wait_timeout`` (else ``lock_timeout``)."""
+        """``[artifact_harvest] lease_renew_interval``, ``lease_expiry``, ``lease_wait_timeout`` (else
+        ``lock_timeout``), ``lease_poll_interval`` (a waiter's look at the store; at most a quarter of the expiry)."""
+        renew, expiry = _conf_float("lease_renew_interval", cls.renew_interval), _conf_float("lease_expiry", cls.expiry)
         wait = _conf_float("lease_wait_timeout", _conf_float("lock_timeout", cls.wait_timeout))
-        return cls(_conf_float("lease_renew_interval", cls.renew_interval), _conf_float("lease_expiry", cls.expiry),
-                   wait, _conf_float("lease_log_every", cls.log_every))
+        poll = min(_conf_float("lease_poll_interval", cls.poll_interval), expiry / 4)
+        return cls(renew, expiry, wait, poll, _conf_float("lease_log_every", cls.log_every))
 
 
 def owner_of(context: Any) -> dict:
@@ -153,7 +156,7 @@ class KeyLease:
                 log.info("%s: %s is transferring this key; waiting for its archive lease (%.0fs so far)",
                          self.label, _who(_parse(text or "{}")), waited)
                 last_log = time.monotonic()
-            self._stop.wait(min(s.renew_interval, max(s.expiry / 4, 0.05)))
+            self._stop.wait(s.poll_interval)
 
     def _take(self, generation: int) -> bool:
         record = {**self.record, "generation": generation, "acquired_at": _now(), "renewed_at": _now(),
