@@ -124,6 +124,8 @@ class Stack:
         """Start one component in its own process group: ``celery-worker`` (or a second worker named
         ``celery-worker-<x>``, e.g. with its own staging dir in ``env``: another host) or one of COMPONENTS."""
         generation = self._generation[name] = self._generation.get(name, 0) + 1
+        if name.startswith("celery-worker-"):  # another host: its own log server port
+            env = {"AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(_free_port()), **(env or {})}
         args = ["celery", "worker", "-H", self.worker_name(name, generation), "--without-mingle", "--without-gossip"] \
             if name.startswith("celery-worker") else [name]
         log = self.logs / f"{name}-{generation}.log"
