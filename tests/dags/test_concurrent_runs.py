@@ -4,10 +4,12 @@ manifest is its bytes, and no lease left behind."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -77,6 +79,17 @@ def test_two_concurrent_runs_of_one_export_leave_one_verified_copy(
     assert manifest["sha256"] == hashlib.sha256(data).hexdigest()
     assert manifest["md5"] == hashlib.md5(data).hexdigest() == export.md5
     assert [p.name for p in (staging_dir / export_id).iterdir()] == [".lock"]  # nothing half-written left
+
+    # each run's own metadata DB holds its Asset event: one names the artifact, the other says already_archived
+    events = [event for i in (1, 2) for event in asset_events(tmp_path / f"worker-{i}" / "airflow.db")
+              if event.get("artifact_key") == export_id]  # the DB copies may hold earlier tests' events
+    assert sorted(bool(e.get("already_archived")) for e in events) == [False, True], events
+    assert {e["sha256"] for e in events} == {manifest["sha256"]}
+
+
+def asset_events(db: Path) -> list[dict]:
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        return [json.loads(extra) for (extra,) in conn.execute("SELECT extra FROM asset_event")]
 
 
 def requests_for_blob(emu) -> list[dict]:
