@@ -40,8 +40,8 @@ def start_run(airflow_db: Path, home: Path) -> tuple[subprocess.Popen, Path]:
     env = {**os.environ, **project_airflow_env(home)}
     shutil.copy(airflow_db / "airflow.db", home / "airflow.db")
     env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{home}/airflow.db"
-    env.update({"AIRFLOW__ARTIFACT_HARVEST__LEASE_RENEW_INTERVAL": "0.5", "AIRFLOW__ARTIFACT_HARVEST__LEASE_EXPIRY": "5",
-                "AIRFLOW__ARTIFACT_HARVEST__LEASE_POLL_INTERVAL": "0.5"})  # the waiter sees the archive at once
+    for name, value in (("LEASE_RENEW_INTERVAL", "0.5"), ("LEASE_EXPIRY", "5"), ("LEASE_POLL_INTERVAL", "0.5")):
+        env[f"AIRFLOW__ARTIFACT_HARVEST__{name}"] = value  # the waiter sees the archive soon after it lands
     conf = {"model_version_id": MODEL, "poll_interval": 0.05, "timeout": "PT2M"}
     code = RUN.format(tests=str(TESTS), conf=conf)
     output = home / "output.log"

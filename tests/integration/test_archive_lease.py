@@ -4,7 +4,6 @@ the LocalStore path (``shareddisk://``: fsspec's local filesystem under another 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import multiprocessing
 import os
@@ -16,11 +15,13 @@ import pytest
 from fsspec.implementations.local import LocalFileSystem
 
 from artifact_harvest.core.archive import ArchiveConflict, Archiver
+from artifact_harvest.core.lease import LeaseLost, LeaseSettings
 from tests.integration.test_archive import staged
 
 MiB = 1 << 20
 KEY = "export-1"
-SETTINGS = {"LEASE_RENEW_INTERVAL": "0.2", "LEASE_EXPIRY": "2", "LEASE_WAIT_TIMEOUT": "120"}
+SETTINGS = {"LEASE_RENEW_INTERVAL": "0.2", "LEASE_EXPIRY": "2", "LEASE_WAIT_TIMEOUT": "120",
+            "LEASE_POLL_INTERVAL": "0.2"}
 CTX = multiprocessing.get_context("spawn")  # a fresh interpreter each, like two workers
 
 
@@ -218,7 +219,8 @@ def test_the_store_arbitrates_the_final_write(store, tmp_path, same):
     kind, names = store
     payloads = [b"x" * MiB] * 3 if same else [bytes([i]) * MiB for i in range(3)]
     start, results = CTX.Barrier(3), CTX.Queue()
-    procs = [_spawn(_put, kind, str(tmp_path / f"staging-{i}"), data, start, results) for i, data in enumerate(payloads)]
+    procs = [_spawn(_put, kind, str(tmp_path / f"staging-{i}"), data, start, results)
+             for i, data in enumerate(payloads)]
     outcomes = _collect(results, procs, 3)
 
     kinds = sorted(o[0] for o in outcomes)
@@ -231,3 +233,51 @@ def test_the_store_arbitrates_the_final_write(store, tmp_path, same):
     for kind_, text in outcomes:
         if kind_ == "conflict":
             assert winner in text
+
+
+# -- a holder that is no longer the holder (in one process: the order of events is the point) -------------
+FAST = LeaseSettings(renew_interval=60, expiry=1, wait_timeout=30, poll_interval=0.1)  # A never renews here
+
+
+def test_a_stalled_holder_taken_over_archives_nothing(archive_root):
+    stalled = Archiver().lease("qianfan", KEY, owner={"host": "a"}, settings=FAST, is_done=lambda: False)
+    assert stalled.acquire() and stalled.generation == 0
+    taker = Archiver().lease("qianfan", KEY, owner={"host": "b"}, settings=FAST, is_done=lambda: False)
+    started = time.monotonic()
+    assert taker.acquire() and taker.generation == 1
+    assert time.monotonic() - started >= FAST.expiry, "taken only after the expiry"
+
+    with pytest.raises(LeaseLost, match="took the lease over"):
+        stalled.check()
+    stalled.release(archived=False)  # lost: it leaves the new holder's lease alone
+    folder = archive_root / "qianfan" / KEY
+    assert json.loads((folder / ".lease.1").read_text())["host"] == "b"
+    assert "released" not in json.loads((folder / ".lease.0").read_text())
+    taker.check()
+    taker.release(archived=True)
+    assert list(folder.iterdir()) == []
+
+
+def test_a_renewal_notices_another_holder_in_its_object(archive_root):
+    """Two creates that both passed (a store whose create is not atomic): the later write keeps the object."""
+    lease = Archiver().lease("qianfan", KEY, owner={"host": "a"}, settings=FAST, is_done=lambda: False)
+    assert lease.acquire()
+    path = lease.folder / ".lease.0"
+    lease.store.replace_text(path, json.dumps({"token": "f" * 32, "host": "b", "pid": 7}))
+
+    lease.renew()
+    with pytest.raises(LeaseLost, match="names another holder .b pid 7"):
+        lease.check()
+    lease.release(archived=False)
+    assert json.loads(Path(path.path).read_text())["host"] == "b", "the other holder's object is left alone"
+
+
+def test_a_released_lease_is_taken_at_once(archive_root):
+    holder = Archiver().lease("qianfan", KEY, owner={"host": "a", "pid": 1}, settings=FAST, is_done=lambda: False)
+    assert holder.acquire()
+    holder.release(archived=False)  # failed before archiving: marked released
+    waiter = Archiver().lease("qianfan", KEY, settings=FAST, is_done=lambda: False)
+    started = time.monotonic()
+    assert waiter.acquire() and waiter.generation == 1
+    assert time.monotonic() - started < FAST.expiry, "no expiry to wait for"
+    waiter.release(archived=True)

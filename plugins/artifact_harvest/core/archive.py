@@ -4,8 +4,8 @@ Completion is marked by the manifest, written last. Both the data and the manife
 absent (a store's conditional create: ``os.link`` on local disk, ``If-None-Match: *`` on S3), so two
 archivers of one key cannot both win: the loser verifies what the winner wrote, and ``put`` tells it so
 (``created=False``). Across hosts one writer per key is the lease kept in the same store (``core.lease``,
-``Archiver.lease``), held around download and archive; docs/one-writer.md says what each store guarantees. Whatever is found in place
-(a winner's file, a file left without a manifest by a crash) is read back and compared by sha256 before
+``Archiver.lease``), held around download and archive; docs/one-writer.md says what each store guarantees.
+Whatever is found in place (a winner's file, a file left without a manifest by a crash) is read back and compared by sha256 before
 anything else is written: the same bytes are a no-op, different bytes an ``ArchiveConflict`` naming both.
 The stores (``archive_local.LocalStore``, ``archive_s3.S3Store``, ``FsspecStore``) share one small interface.
 """
@@ -257,7 +257,8 @@ class Archiver:
         target = folder / safe_filename(file.filename)
         found = self.store.stat(target)  # a crash between data and manifest leaves this: verify it first
         if found is None and not self.store.put_data(file, target):
-            if not getattr(self.store, "atomic_create", True) and (winner := self._await_manifest(provider, artifact_key)):
+            winner = None if getattr(self.store, "atomic_create", True) else self._await_manifest(provider, artifact_key)
+            if winner is not None:
                 return Archived(self._same_or_conflict(winner, file, provider, artifact_key), False)
             found = self.store.stat(target)  # another archiver created it meanwhile
         if found is not None:

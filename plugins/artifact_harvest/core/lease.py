@@ -7,10 +7,11 @@ so of two hosts exactly one gets generation ``n``. A stale lease is never overwr
 creating generation ``n + 1``, with the same exclusive create, so two takers cannot both win either.
 
 - The holder renews (a heartbeat thread rewrites its own object every ``lease_renew_interval``) and loses the
-  lease when a newer generation appears or its renewals fail for ``lease_expiry``; ``check()`` raises then.
-- A waiter polls every ``lease_poll_interval`` (the archive's manifest first: once it exists, nothing is downloaded) and calls the lease
-  stale when it has seen no renewal for ``lease_expiry`` by its own clock (no clock needs to agree across
-  hosts); a released lease is taken at once. The wait is bounded by the holder's liveness, and in total by
+  lease when a newer generation appears, its object names another holder, or its renewals fail for
+  ``lease_expiry``; ``check()`` raises then.
+- A waiter polls every ``lease_poll_interval`` (the archive's manifest first: once it exists, nothing is
+  downloaded) and calls the lease stale when it has seen no renewal for ``lease_expiry`` by its own clock (no
+  clock needs to agree across hosts); a released lease is taken at once. The wait is bounded by the holder's liveness, and in total by
   ``lease_wait_timeout``.
 - Release after archiving deletes the lease objects (the manifest now answers every later run); release
   without archiving marks the lease released so a waiter takes over at once.
@@ -190,9 +191,14 @@ class KeyLease:
                 return
 
     def renew(self) -> None:
-        """Rewrite our own generation (only we write it); note a loss when a newer generation exists."""
+        """Rewrite our own generation (only we write it); note a loss when a newer generation exists, or when
+        our object holds another token (two "creates" that both passed on a store whose create is not atomic)."""
         if self._newer():
             self.lost = f"another worker took the lease over (generation > {self.generation})"
+            return
+        there = _parse(self.store.read_text(self._path(self.generation)) or "{}")
+        if there.get("token") != self.record["token"]:
+            self.lost = f"the lease object names another holder ({_who(there)})"
             return
         self.record = {**self.record, "renewed_at": _now(), "renewals": self.record["renewals"] + 1}
         self.store.replace_text(self._path(self.generation), json.dumps(self.record))
