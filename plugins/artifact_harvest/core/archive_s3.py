@@ -6,7 +6,9 @@ Why each step:
   ``CompleteMultipartUpload``; there is no temporary object to rename (S3 has no rename).
 - **Create-only.** Completion and the manifest PUT send ``If-None-Match: *``: of two archivers of one key
   exactly one creates the object; the other gets 412 and verifies what is there. A store that answers 501 to
-  the condition gets the same request without it, after a HEAD (a race window remains; see the README).
+  the condition gets the same request without it, after a HEAD (a race window remains; docs/one-writer.md).
+  The key's lease (``core.lease``) is taken by the same conditional PUT, renewed by a plain PUT of its own
+  object, found by one ListObjectsV2.
 - **Constant memory.** Parts are read from the staging file one at a time, at most ``max_workers`` in flight.
 - **Resumable.** The upload id is kept in the task state store; a retry lists the parts already in the store,
   verifies each against the staged bytes (size, and ``ChecksumSHA256`` or the part's md5 ETag) and sends only
@@ -118,6 +120,29 @@ class S3Store:
         """Create ``path``; False when it already exists."""
         args = {"Bucket": path.bucket, "Key": path.key, "Body": text.encode(), "ContentType": "application/json"}
         return self._create(lambda **cond: self.client.put_object(**args, **cond), path)
+
+    def replace_text(self, path: ObjectStoragePath, text: str) -> None:
+        """Overwrite ``path`` (a lease renewal: only its holder writes it)."""
+        try:
+            self.client.put_object(Bucket=path.bucket, Key=path.key, Body=text.encode(),
+                                   ContentType="application/json")
+        except Exception as exc:
+            raise store_error(exc, f"writing {path}") from None
+
+    def list_names(self, folder: ObjectStoragePath, prefix: str) -> list[str]:
+        """Names directly in ``folder`` starting with ``prefix`` (one ListObjectsV2 page: a handful of leases)."""
+        base = folder.key.rstrip("/") + "/"
+        try:
+            page = self.client.list_objects_v2(Bucket=folder.bucket, Prefix=base + prefix)
+        except Exception as exc:
+            raise store_error(exc, f"listing {folder}") from None
+        return [o["Key"][len(base):] for o in page.get("Contents", [])]
+
+    def delete(self, path: ObjectStoragePath) -> None:
+        try:
+            self.client.delete_object(Bucket=path.bucket, Key=path.key)
+        except Exception as exc:
+            raise store_error(exc, f"deleting {path}") from None
 
     def stat(self, target: ObjectStoragePath) -> tuple[int, str] | None:
         """``(size, sha256)`` of the object (streamed back in full), or None when there is none."""
