@@ -98,3 +98,10 @@ def open_sessions() -> dict[str, int]:
     """``{key: users}`` of the sessions open in this process (tests, diagnostics)."""
     with _LOCK:
         return {key: entry.users for (key, _), entry in _ENTRIES.items()}
+
+
+def shared_session(key: str) -> aiohttp.ClientSession | None:
+    """The open shared session of ``key`` in the running event loop, if any (tests, diagnostics)."""
+    with _LOCK:
+        entry = _ENTRIES.get((key, id(asyncio.get_running_loop())))
+        return entry.session if entry else None
