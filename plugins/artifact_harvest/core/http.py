@@ -429,9 +429,11 @@ class ApiClient:
             return 0.0
         return min(self.retry.delay(1, error.retry_after), max(deadline - time.time(), 0.0))
 
-    def _take_slot(self, call: Call) -> None:
+    def _take_slot(self, call: Call) -> float:
+        """Wait for the pace's next slot; returns when the slot was asked for (wall clock)."""
+        asked = time.time()
         if self.pace is None:
-            return
+            return asked
         wait = self.pace.reserve()
         left = self._past_deadline(call, wait)
         if left is not None:
@@ -439,10 +441,12 @@ class ApiClient:
             raise self._no_slot(call)
         if wait > 0:
             time.sleep(wait)
+        return asked
 
-    async def _atake_slot(self, call: Call) -> None:
+    async def _atake_slot(self, call: Call) -> float:
+        asked = time.time()
         if self.pace is None:
-            return
+            return asked
         wait = await self.pace.areserve()
         left = self._past_deadline(call, wait)
         if left is not None:
@@ -450,6 +454,7 @@ class ApiClient:
             raise self._no_slot(call)
         if wait > 0:
             await asyncio.sleep(wait)
+        return asked
 
     # -- sync --------------------------------------------------------------------------------------
     @property
@@ -465,7 +470,7 @@ class ApiClient:
         """Send one logical call; resend what the retry rule allows; return what ``parse`` returns."""
         attempt = 0
         while True:
-            self._take_slot(call)
+            asked = self._take_slot(call)
             url, all_headers, body, request_id = self._prepare(call.method, call.path, call.params, call.json, headers)
             try:
                 with _watch_wire() as wire:
@@ -486,7 +491,7 @@ class ApiClient:
                     self.pace.ok()
                 return result
             if self.pace is not None and is_rate_limited(error):
-                self.pace.refused(error.retry_after)
+                self.pace.refused(error.retry_after, asked)
             pause = self._retry_refusal(error)
             if pause is None:
                 attempt += 1
@@ -513,7 +518,7 @@ class ApiClient:
                      timeout: aiohttp.ClientTimeout) -> Any:
         attempt = 0
         while True:
-            await self._atake_slot(call)
+            asked = await self._atake_slot(call)
             url, all_headers, body, request_id = self._prepare(call.method, call.path, call.params, call.json, headers)
             try:
                 async with session.request(
@@ -534,7 +539,7 @@ class ApiClient:
                     await self.pace.aok()
                 return result
             if self.pace is not None and is_rate_limited(error):
-                await self.pace.arefused(error.retry_after)
+                await self.pace.arefused(error.retry_after, asked)
             pause = self._retry_refusal(error)
             if pause is None:
                 attempt += 1
