@@ -211,3 +211,16 @@ def test_two_processes_standing_in_for_two_triggerers_share_one_budget_through_r
     counts = minimax_counts(emu)
     assert counts["accepted"] == 60 and counts["refused"] == 0
     assert counts["max_per_second"] <= 10, counts["per_second"]
+
+
+@pytest.mark.parametrize("value", ["fast", 0, -2])
+def test_a_bad_rate_field_names_the_field(emu, paced_conn, value):
+    from artifact_harvest.core.errors import FatalProviderError
+
+    conn_id = paced_conn()
+    conn = json.loads(os.environ[f"AIRFLOW_CONN_{conn_id.upper()}"])
+    conn["extra"]["rate_limit_rps"] = value
+    os.environ[f"AIRFLOW_CONN_{conn_id.upper()}"] = json.dumps(conn)
+    with pytest.raises(FatalProviderError, match="rate_limit_rps") as info:
+        MiniMaxHook(conn_id).query_task("speech", "1")
+    assert repr(value) in str(info.value) and info.value.provider == "minimax"
