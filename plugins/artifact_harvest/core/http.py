@@ -429,11 +429,9 @@ class ApiClient:
             return 0.0
         return min(self.retry.delay(1, error.retry_after), max(deadline - time.time(), 0.0))
 
-    def _take_slot(self, call: Call) -> float:
-        """Wait for the pace's next slot; returns when the slot was asked for (wall clock)."""
-        asked = time.time()
+    def _take_slot(self, call: Call) -> None:
         if self.pace is None:
-            return asked
+            return
         wait = self.pace.reserve()
         left = self._past_deadline(call, wait)
         if left is not None:
@@ -441,12 +439,10 @@ class ApiClient:
             raise self._no_slot(call)
         if wait > 0:
             time.sleep(wait)
-        return asked
 
-    async def _atake_slot(self, call: Call) -> float:
-        asked = time.time()
+    async def _atake_slot(self, call: Call) -> None:
         if self.pace is None:
-            return asked
+            return
         wait = await self.pace.areserve()
         left = self._past_deadline(call, wait)
         if left is not None:
@@ -454,7 +450,6 @@ class ApiClient:
             raise self._no_slot(call)
         if wait > 0:
             await asyncio.sleep(wait)
-        return asked
 
     # -- sync --------------------------------------------------------------------------------------
     @property
@@ -470,7 +465,7 @@ class ApiClient:
         """Send one logical call; resend what the retry rule allows; return what ``parse`` returns."""
         attempt = 0
         while True:
-            asked = self._take_slot(call)
+            self._take_slot(call)
             url, all_headers, body, request_id = self._prepare(call.method, call.path, call.params, call.json, headers)
             try:
                 with _watch_wire() as wire:
@@ -491,7 +486,7 @@ class ApiClient:
                     self.pace.ok()
                 return result
             if self.pace is not None and is_rate_limited(error):
-                self.pace.refused(error.retry_after, asked)
+                self.pace.refused(error.retry_after)
             pause = self._retry_refusal(error)
             if pause is None:
                 attempt += 1
@@ -518,7 +513,7 @@ class ApiClient:
                      timeout: aiohttp.ClientTimeout) -> Any:
         attempt = 0
         while True:
-            asked = await self._atake_slot(call)
+            await self._atake_slot(call)
             url, all_headers, body, request_id = self._prepare(call.method, call.path, call.params, call.json, headers)
             try:
                 async with session.request(
@@ -539,7 +534,7 @@ class ApiClient:
                     await self.pace.aok()
                 return result
             if self.pace is not None and is_rate_limited(error):
-                await self.pace.arefused(error.retry_after, asked)
+                await self.pace.arefused(error.retry_after)
             pause = self._retry_refusal(error)
             if pause is None:
                 attempt += 1

@@ -4,10 +4,9 @@
 hand it to their ``ApiClient``, which takes a slot before every attempt (sync and async alike). The bucket
 is a GCRA reservation with a burst of one: each caller reserves the next free slot and waits for it, so
 calls are spread evenly at the current rate. The rate starts at the connection's ``rate_limit_rps`` (else
-the provider's default), times ``HEADROOM``; a rate-limit answer to a request whose slot was asked for after the
-last cut (or a second after it) halves it, and
-pushes the next slot past the provider's ``Retry-After``; each success adds back 5 % of the configured rate per second
-of traffic (additive increase) up to the configured rate.
+the provider's default), times ``HEADROOM``; a rate-limit answer halves it (at most once a second) and
+pushes the next slot past the provider's ``Retry-After``; each success adds back 10 % of the configured
+rate per second of traffic (additive increase) up to the configured rate.
 
 With ``[artifact_harvest] rate_limit_url`` (a Redis URL) the bucket lives in Redis (one Lua script, so every
 process on every host shares one budget); without it each process paces ``rate * rate_limit_share``.
@@ -39,7 +38,7 @@ HEADROOM = 0.9
 #: the slowest the pace goes, as a fraction of its configured rate
 FLOOR = 0.02
 #: additive increase: rate per second of traffic regained, as a fraction of the configured rate
-INCREASE = 0.05
+INCREASE = 0.1
 #: a provider's Retry-After delays the shared bucket by at most this many seconds
 MAX_RETRY_AFTER = 60.0
 
@@ -78,7 +77,7 @@ def current_deadline() -> float | None:
     return _DEADLINE.get()
 
 
-def _step(state: dict[str, float], op: str, limit: float, arg: float, now: float, sent: float = 0.0) -> float:
+def _step(state: dict[str, float], op: str, limit: float, arg: float, now: float) -> float:
     """One operation on a bucket's state ``{tat, rate, cut}``; the Lua script below is the same code."""
     tat = max(state.get("tat", now), 0.0)
     rate = min(state.get("rate", limit), limit)
@@ -89,7 +88,7 @@ def _step(state: dict[str, float], op: str, limit: float, arg: float, now: float
         tat = slot + 1.0 / rate
         result = slot - now
     elif op == "refused":
-        if sent > cut or now - cut >= 1.0:
+        if now - cut >= 1.0:
             rate, cut = max(limit * FLOOR, rate / 2), now
         tat = max(tat, now + min(arg, MAX_RETRY_AFTER), now + 1.0 / rate)
         result = rate
@@ -106,7 +105,6 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local op, limit, arg = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local floor, increase, max_retry = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
-local sent = tonumber(ARGV[7])
 local tat = tonumber(s[1]) or now
 local rate = math.min(tonumber(s[2]) or limit, limit)
 local cut = tonumber(s[3]) or 0
@@ -116,7 +114,7 @@ if op == 'reserve' then
   tat = slot + 1 / rate
   result = slot - now
 elseif op == 'refused' then
-  if sent > cut or now - cut >= 1 then rate = math.max(limit * floor, rate / 2); cut = now end
+  if now - cut >= 1 then rate = math.max(limit * floor, rate / 2); cut = now end
   tat = math.max(tat, now + math.min(arg, max_retry), now + 1 / rate)
   result = rate
 else
@@ -150,37 +148,36 @@ class Pace:
         """The current rate of this process's bucket (Redis: read with :meth:`shared_rate`)."""
         return min(self._state.get("rate", self.limit), self.limit)
 
-    def _local(self, op: str, arg: float, sent: float = 0.0) -> float:
+    def _local(self, op: str, arg: float) -> float:
         with self._lock:
-            return _step(self._state, op, self.limit, arg, time.time(), sent)
+            return _step(self._state, op, self.limit, arg, time.time())
 
-    def _args(self, op: str, arg: float, sent: float) -> list[Any]:
-        return [op, self.limit, arg, FLOOR, INCREASE, MAX_RETRY_AFTER, sent]
+    def _args(self, op: str, arg: float) -> list[Any]:
+        return [op, self.limit, arg, FLOOR, INCREASE, MAX_RETRY_AFTER]
 
-    def _fallback(self, exc: Exception, op: str, arg: float, sent: float) -> float:
+    def _fallback(self, exc: Exception, op: str, arg: float) -> float:
         log.warning("rate limit store unreachable (%s): pacing %s in this process only", type(exc).__name__, self.key)
-        return self._local(op, arg, sent)
+        return self._local(op, arg)
 
     # -- sync ----------------------------------------------------------------------------------------
-    def _run(self, op: str, arg: float = 0.0, sent: float = 0.0) -> float:
+    def _run(self, op: str, arg: float = 0.0) -> float:
         if not self.redis_url:
-            return self._local(op, arg, sent)
+            return self._local(op, arg)
         import redis
 
         try:
             if self._sync_redis is None:
                 client = redis.Redis.from_url(self.redis_url, socket_timeout=5, socket_connect_timeout=5)
                 self._sync_redis = client.register_script(_LUA)
-            return float(self._sync_redis(keys=[self.key], args=self._args(op, arg, sent)))
+            return float(self._sync_redis(keys=[self.key], args=self._args(op, arg)))
         except redis.RedisError as exc:
-            return self._fallback(exc, op, arg, sent)
+            return self._fallback(exc, op, arg)
 
     def reserve(self) -> float:
         return self._run("reserve")
 
-    def refused(self, retry_after: float | None = None, sent: float = 0.0) -> float:
-        """A rate-limit answer to a request whose slot was asked for at ``sent`` (wall clock): the new rate."""
-        return self._run("refused", retry_after or 0.0, sent)
+    def refused(self, retry_after: float | None = None) -> float:
+        return self._run("refused", retry_after or 0.0)
 
     def ok(self) -> float:
         return self._run("ok")
@@ -195,9 +192,9 @@ class Pace:
         return min(float(value), self.limit) if value else self.limit
 
     # -- async ---------------------------------------------------------------------------------------
-    async def _arun(self, op: str, arg: float = 0.0, sent: float = 0.0) -> float:
+    async def _arun(self, op: str, arg: float = 0.0) -> float:
         if not self.redis_url:
-            return self._local(op, arg, sent)
+            return self._local(op, arg)
         import redis
         import redis.asyncio
 
@@ -207,15 +204,15 @@ class Pace:
             if script is None:
                 client = redis.asyncio.Redis.from_url(self.redis_url, socket_timeout=5, socket_connect_timeout=5)
                 script = self._async_redis[loop] = client.register_script(_LUA)
-            return float(await script(keys=[self.key], args=self._args(op, arg, sent)))
+            return float(await script(keys=[self.key], args=self._args(op, arg)))
         except redis.RedisError as exc:
-            return self._fallback(exc, op, arg, sent)
+            return self._fallback(exc, op, arg)
 
     async def areserve(self) -> float:
         return await self._arun("reserve")
 
-    async def arefused(self, retry_after: float | None = None, sent: float = 0.0) -> float:
-        return await self._arun("refused", retry_after or 0.0, sent)
+    async def arefused(self, retry_after: float | None = None) -> float:
+        return await self._arun("refused", retry_after or 0.0)
 
     async def aok(self) -> float:
         return await self._arun("ok")
