@@ -224,3 +224,17 @@ def test_a_bad_rate_field_names_the_field(emu, paced_conn, value):
     with pytest.raises(FatalProviderError, match="rate_limit_rps") as info:
         MiniMaxHook(conn_id).query_task("speech", "1")
     assert repr(value) in str(info.value) and info.value.provider == "minimax"
+
+
+def test_an_unreachable_redis_falls_back_to_the_process_bucket_for_a_while(caplog):
+    import socket
+
+    from artifact_harvest.core.pace import Pace
+
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    pace = Pace(f"artifact_harvest:pace:test:{uuid.uuid4().hex}", 10.0, f"redis://127.0.0.1:{port}/0")
+    waits = [pace.reserve() for _ in range(3)]
+    assert waits[0] == 0 and 0.1 < waits[2] <= 0.2 + 0.05  # the process's own bucket, spaced at 10/s
+    assert len([r for r in caplog.records if "unreachable" in r.getMessage()]) == 1  # tried once, not per call

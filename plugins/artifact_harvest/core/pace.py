@@ -41,6 +41,8 @@ FLOOR = 0.02
 INCREASE = 0.1
 #: a provider's Retry-After delays the shared bucket by at most this many seconds
 MAX_RETRY_AFTER = 60.0
+#: after a Redis failure, this process paces alone for this many seconds before trying Redis again
+REDIS_RETRY = 30.0
 
 _DEADLINE: ContextVar[float | None] = ContextVar("artifact_harvest_wait_deadline", default=None)
 
@@ -131,7 +133,8 @@ class Pace:
     """One connection's bucket: ``reserve`` gives the seconds to wait before sending; ``refused`` / ``ok`` adjust.
 
     ``limit`` is the rate this process may use (already scaled by headroom and share). With ``redis_url`` the
-    state lives in Redis under ``key``; a Redis failure falls back to this process's own bucket (logged).
+    state lives in Redis under ``key``; a Redis failure falls back to this process's own bucket for
+    ``REDIS_RETRY`` seconds (logged), so an unreachable Redis costs one failed connection, not one per call.
     """
 
     def __init__(self, key: str, limit: float, redis_url: str | None = None) -> None:
@@ -139,6 +142,7 @@ class Pace:
         self.limit = limit
         self.redis_url = redis_url
         self._state: dict[str, float] = {}
+        self._redis_down_until = 0.0
         self._lock = threading.Lock()
         self._sync_redis: Any = None
         self._async_redis: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = weakref.WeakKeyDictionary()
@@ -155,13 +159,18 @@ class Pace:
     def _args(self, op: str, arg: float) -> list[Any]:
         return [op, self.limit, arg, FLOOR, INCREASE, MAX_RETRY_AFTER]
 
+    def _use_redis(self) -> bool:
+        return bool(self.redis_url) and time.monotonic() >= self._redis_down_until
+
     def _fallback(self, exc: Exception, op: str, arg: float) -> float:
-        log.warning("rate limit store unreachable (%s): pacing %s in this process only", type(exc).__name__, self.key)
+        log.warning("rate limit store unreachable (%s): pacing %s in this process only for %.0f s",
+                    type(exc).__name__, self.key, REDIS_RETRY)
+        self._redis_down_until = time.monotonic() + REDIS_RETRY
         return self._local(op, arg)
 
     # -- sync ----------------------------------------------------------------------------------------
     def _run(self, op: str, arg: float = 0.0) -> float:
-        if not self.redis_url:
+        if not self._use_redis():
             return self._local(op, arg)
         import redis
 
@@ -193,7 +202,7 @@ class Pace:
 
     # -- async ---------------------------------------------------------------------------------------
     async def _arun(self, op: str, arg: float = 0.0) -> float:
-        if not self.redis_url:
+        if not self._use_redis():
             return self._local(op, arg)
         import redis
         import redis.asyncio
