@@ -406,7 +406,7 @@ class ApiClient:
         return delay
 
     # -- pace --------------------------------------------------------------------------------------
-    def _past_deadline(self, call: Call, wait: float) -> float | None:
+    def _past_deadline(self, wait: float) -> float | None:
         """Seconds left to the wait's deadline when the pace's slot (``wait`` from now) falls after it."""
         deadline = current_deadline()
         if deadline is None or time.time() + wait <= deadline:
@@ -433,7 +433,7 @@ class ApiClient:
         if self.pace is None:
             return
         wait = self.pace.reserve()
-        left = self._past_deadline(call, wait)
+        left = self._past_deadline(wait)
         if left is not None:
             time.sleep(left)
             raise self._no_slot(call)
@@ -444,7 +444,7 @@ class ApiClient:
         if self.pace is None:
             return
         wait = await self.pace.areserve()
-        left = self._past_deadline(call, wait)
+        left = self._past_deadline(wait)
         if left is not None:
             await asyncio.sleep(left)
             raise self._no_slot(call)
