@@ -31,6 +31,8 @@ from artifact_harvest.core.lease import KeyLease, LeaseSettings
 log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
+#: how long a manifest caught while it is being written (a non-atomic create) is read again
+MANIFEST_WRITE_SECONDS = 10.0
 _LOCAL = ("file", "local", "")
 _S3 = ("s3", "s3a")
 
@@ -217,9 +219,22 @@ class Archiver:
         return self.root / safe_segment(provider, "provider") / safe_segment(artifact_key, "artifact key")
 
     def manifest(self, provider: str, artifact_key: str) -> dict | None:
-        """The manifest of an archived artifact, or None when it is not (completely) archived."""
-        text = self.store.read_text(self._folder(provider, artifact_key) / MANIFEST)
-        return None if text is None else json.loads(text)
+        """The manifest of an archived artifact, or None when it is not (completely) archived.
+
+        On a store whose create shows the object while it is written (``atomic_create`` False), a manifest
+        that does not parse yet is read again for up to ``MANIFEST_WRITE_SECONDS``; past that it is corrupt.
+        """
+        path = self._folder(provider, artifact_key) / MANIFEST
+        deadline = time.monotonic() + (0 if getattr(self.store, "atomic_create", True) else MANIFEST_WRITE_SECONDS)
+        while (text := self.store.read_text(path)) is not None:
+            try:
+                return json.loads(text)
+            except ValueError:
+                if time.monotonic() >= deadline:
+                    raise FatalProviderError(provider, f"{path} is not a valid manifest ({len(text)} characters)",
+                                             hint="inspect it; an archiver may have died while writing it") from None
+            time.sleep(0.05)
+        return None
 
     def is_archived(self, provider: str, artifact_key: str) -> bool:
         return self.manifest(provider, artifact_key) is not None
@@ -256,10 +271,14 @@ class Archiver:
         folder = self._folder(provider, artifact_key)
         target = folder / safe_filename(file.filename)
         found = self.store.stat(target)  # a crash between data and manifest leaves this: verify it first
-        if found is None and not self.store.put_data(file, target):
-            winner = None if getattr(self.store, "atomic_create", True) else self._await_manifest(provider, artifact_key)
-            if winner is not None:
+        if found is None and self.store.put_data(file, target):
+            pass  # ours
+        elif not getattr(self.store, "atomic_create", True):
+            # the object may still be growing under another archiver: its manifest says when it is whole
+            if (winner := self._await_manifest(provider, artifact_key)) is not None:
                 return Archived(self._same_or_conflict(winner, file, provider, artifact_key), False)
+            found = self.store.stat(target)
+        elif found is None:
             found = self.store.stat(target)  # another archiver created it meanwhile
         if found is not None:
             self._check_found(found, file, target, provider, artifact_key)

@@ -14,7 +14,9 @@ import errno
 import hashlib
 import os
 import uuid
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from airflow.sdk import ObjectStoragePath
 
@@ -34,6 +36,19 @@ def sha256_file(path: Path) -> str:
 
 def _temp_beside(target: Path) -> Path:
     return target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
+
+
+def _write_then(target: Path, text: str, place: Callable[[Path, Path], Any]) -> Any:
+    """Write ``text`` to a fsynced temporary beside ``target``, then ``place(temp, target)``; the temp never stays."""
+    temp = _temp_beside(target)
+    try:
+        with temp.open("x") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        return place(temp, target)
+    finally:
+        temp.unlink(missing_ok=True)
 
 
 def _link_new(source: Path, target: Path) -> bool:
@@ -94,28 +109,11 @@ class LocalStore:
         """Create ``path`` with ``text`` (temp, fsync, link); False when it already exists."""
         local = Path(path.path)
         local.parent.mkdir(parents=True, exist_ok=True)
-        temp = _temp_beside(local)
-        try:
-            with temp.open("x") as f:
-                f.write(text)
-                f.flush()
-                os.fsync(f.fileno())
-            return _link_new(temp, local)
-        finally:
-            temp.unlink(missing_ok=True)
+        return _write_then(local, text, _link_new)
 
     def replace_text(self, path: ObjectStoragePath, text: str) -> None:
         """Overwrite ``path`` atomically (temp, fsync, rename): a reader sees the old text or the new."""
-        local = Path(path.path)
-        temp = _temp_beside(local)
-        try:
-            with temp.open("x") as f:
-                f.write(text)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(temp, local)
-        finally:
-            temp.unlink(missing_ok=True)
+        _write_then(Path(path.path), text, os.replace)
 
     def list_names(self, folder: ObjectStoragePath, prefix: str) -> list[str]:
         try:
