@@ -18,7 +18,7 @@ from pathlib import Path
 
 from airflow.sdk import ObjectStoragePath
 
-from artifact_harvest.core.download import DownloadedFile
+from artifact_harvest.core.transfer import DownloadedFile
 from artifact_harvest.core.staging import fsync_path
 
 _CHUNK = 4 << 20
