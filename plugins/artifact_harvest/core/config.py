@@ -23,6 +23,9 @@ def setting(key: str, default: T, type: Callable[[str], T] = float) -> T:  # noq
         return default
     if raw is None or str(raw).strip() == "":
         return default
-    if type is int:  # "8388608.0" or "8e6" in a config file still means bytes
-        return int(float(raw))  # type: ignore[return-value]
-    return type(raw)
+    try:
+        if type is int:  # "8388608.0" or "8e6" in a config file still means bytes
+            return int(float(raw))  # type: ignore[return-value]
+        return type(raw)
+    except ValueError:
+        raise ValueError(f"[{SECTION}] {key} = {raw!r} is not a valid {getattr(type, '__name__', type)}") from None
