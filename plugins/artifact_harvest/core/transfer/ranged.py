@@ -36,7 +36,8 @@ class RangedFetch:
         hashed: int = 0,
     ) -> None:
         """``hashed``: bytes a single stream already fed to the hashes (a hand-over); the rest comes in pieces."""
-        self.ctx, self.source, self.transfer, self.plan, self.part, self.label = ctx, source, transfer, plan, part, label
+        self.ctx, self.source, self.transfer, self.plan = ctx, source, transfer, plan
+        self.part, self.label = part, label
         self.pieces = -(-plan.total // plan.piece_size)
         self.window = max(4 * plan.connections * plan.piece_size, 64 << 20)
         self._cond = threading.Condition()

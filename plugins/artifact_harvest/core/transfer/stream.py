@@ -89,7 +89,8 @@ class SingleStream:
             offset = start
             total = progress.total = transfer.total
             progress.restart(offset)
-            meter = FlowMeter(settings.parallel_after, offset) if adaptive and self._can_hand_over(resp, total) else None
+            handing_over = adaptive and self._can_hand_over(resp, total)
+            meter = FlowMeter(settings.parallel_after, offset) if handing_over else None
             while True:
                 reading = time.perf_counter()
                 chunk = self._read(resp)
