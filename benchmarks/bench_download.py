@@ -58,30 +58,22 @@ def _peak_rss_mb() -> float:
         return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) / 1024
 
 
-def _ours(url: str, size: int, md5: str | None, staging: str, module: str = "") -> None:
-    """The Downloader as download_and_archive runs it (under the key lock), or ``module``'s (an older one)."""
-    from artifact_harvest.core.download import RemoteFile
+def _downloader_module():
+    """Where ``Downloader`` lives: ``core.transfer`` now, ``core.download`` in revisions before the package."""
+    try:
+        from artifact_harvest.core import transfer
+    except ImportError:
+        from artifact_harvest.core import download as transfer
+    return transfer
 
-    if module:
-        downloader = _load(module).Downloader(Path(staging), progress_interval=0)
-        downloader.download(lambda: RemoteFile(url, "blob.bin", size, md5), key="bench")
-        return
-    from artifact_harvest.core.download import Downloader
 
-    downloader = Downloader(Path(staging), progress_interval=0)
+def _ours(url: str, size: int, md5: str | None, staging: str) -> None:
+    """The Downloader as download_and_archive runs it (under the key lock); ``--before``: the child's sys.path
+    starts with that revision's plugins/ (see ``_child``)."""
+    module = _downloader_module()
+    downloader = module.Downloader(Path(staging), progress_interval=0)
     with downloader.key_lock("bench"):
-        downloader.download(lambda: RemoteFile(url, "blob.bin", size, md5), key="bench")
-
-
-def _load(path: str):
-    """download.py of another revision, imported beside today's core (``--before``)."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("download_before", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
+        downloader.download(lambda: module.RemoteFile(url, "blob.bin", size, md5), key="bench")
 
 
 def _naive(url: str, size: int, md5: str | None, staging: str) -> None:
@@ -122,9 +114,12 @@ def _aria2c(url: str, directory: str) -> float:
 def _child(argv: list[str]) -> None:
     """One measurement; imports and the memory warm-up happen before the clock starts (the RSS counts imports)."""
     mode, warm_bytes, warm_dir, *args = argv
+    if mode == "ours" and len(args) > 4:  # --before: that revision's package first
+        sys.path.insert(0, args.pop())
     if mode not in ("curl", "aria2c"):  # curl's RSS is counted from its exec, which records this process's RSS: keep it small
         import requests  # noqa: F401
-        from artifact_harvest.core import download  # noqa: F401
+
+        _downloader_module()
 
     if int(warm_bytes):
         _warm_page_cache(int(warm_bytes), warm_dir)
@@ -137,8 +132,8 @@ def _child(argv: list[str]) -> None:
     elif mode == "aria2c":
         rss = _aria2c(*args)
     elif mode == "ours":
-        url, size, md5, staging, *module = args
-        _ours(url, int(size), md5 or None, staging, *module)
+        url, size, md5, staging = args
+        _ours(url, int(size), md5 or None, staging)
     elif mode == "naive":
         url, size, md5, staging = args
         _naive(url, int(size), md5 or None, staging)
@@ -298,10 +293,12 @@ def _measure_server(
         "sha256 only, 8 ranges": lambda: in_staging("ours", "", **ranged),
     }
     if args.before:
-        before = work / "download_before.py"
-        before.write_bytes(subprocess.run(
-            ["git", "-C", str(ROOT), "show", f"{args.before}:plugins/artifact_harvest/core/download.py"],
-            check=True, stdout=subprocess.PIPE).stdout)
+        before = work / "before"
+        before.mkdir()
+        archive = subprocess.run(["git", "-C", str(ROOT), "archive", args.before, "plugins"], check=True,
+                                 stdout=subprocess.PIPE).stdout
+        subprocess.run(["tar", "-x", "-C", str(before)], input=archive, check=True)
+        before = before / "plugins"
         workloads[f"md5+sha256 @{args.before}"] = lambda: in_staging("ours", md5, 1, str(before))
         workloads[f"sha256 only @{args.before}"] = lambda: in_staging("ours", "", 1, str(before))
     runs: dict[str, list[tuple[float, float]]] = {name: [] for name in workloads}

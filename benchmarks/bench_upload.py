@@ -43,7 +43,7 @@ def _child(mode: str, endpoint: str, path: str, size: int, sha256: str, key: str
         from airflow.sdk import ObjectStoragePath
 
         from artifact_harvest.core.archive import Archiver
-        from artifact_harvest.core.download import DownloadedFile
+        from artifact_harvest.core.transfer import DownloadedFile
 
         archiver = Archiver(ObjectStoragePath(f"s3://{BUCKET}/{key}", conn_id="archive_s3"))
         file = DownloadedFile(Path(path), "blob.bin", size, sha256, None, 0.0, 0)

@@ -14,7 +14,7 @@ from airflow.sdk.execution_time.context import OutletEventAccessors
 from artifact_harvest.core import archive as archive_module
 from artifact_harvest.core.archive import ArchiveConflict, Archiver
 from artifact_harvest.core.assets import asset_for
-from artifact_harvest.core.download import DownloadedFile, RemoteFile
+from artifact_harvest.core.transfer import DownloadedFile, RemoteFile
 from artifact_harvest.core.errors import FatalProviderError
 from artifact_harvest.core.operators import download_and_archive
 

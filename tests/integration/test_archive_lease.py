@@ -83,7 +83,7 @@ def _download(kind: str, staging: str, blob: dict, start, results) -> None:
     from airflow.sdk.execution_time.context import OutletEventAccessors
 
     from artifact_harvest.core.assets import asset_for
-    from artifact_harvest.core.download import RemoteFile
+    from artifact_harvest.core.transfer import RemoteFile
     from artifact_harvest.core.operators import download_and_archive
 
     context = {"run_id": f"run-{os.getpid()}", "outlet_events": OutletEventAccessors()}

@@ -143,7 +143,7 @@ _KILLED_CHILD = """
 import json, os, signal, sys
 from pathlib import Path
 from artifact_harvest.core.archive import Archiver
-from artifact_harvest.core.download import DownloadedFile
+from artifact_harvest.core.transfer import DownloadedFile
 
 state_file, staged, sha256, size, kill_after = sys.argv[1:6]
 class FileStateStore:  # the task state store, persisted so the next "try" (the parent) sees it

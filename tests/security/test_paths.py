@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from artifact_harvest.core.archive import Archiver
-from artifact_harvest.core.download import Downloader, RemoteFile
+from artifact_harvest.core.transfer import Downloader, RemoteFile
 from artifact_harvest.core.errors import FatalProviderError
 
 

@@ -11,7 +11,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from artifact_harvest.core.download import Downloader, DownloadError, RemoteFile
+from artifact_harvest.core.errors import DownloadError
+from artifact_harvest.core.transfer import Downloader, RemoteFile
 from artifact_harvest.core.http import RetryRule
 from tls_proxy import self_signed, tls_proxy, tls_proxy_server  # noqa: F401  (fixtures)
 

@@ -24,7 +24,8 @@ from typing import Any, Protocol
 
 from airflow.sdk import ObjectStoragePath, Variable
 
-from artifact_harvest.core.download import DownloadedFile, safe_filename, safe_segment
+from artifact_harvest.core.paths import safe_filename, safe_segment
+from artifact_harvest.core.transfer import DownloadedFile
 from artifact_harvest.core.errors import FatalProviderError
 from artifact_harvest.core.lease import KeyLease, LeaseSettings
 

@@ -20,7 +20,7 @@ from typing import Any
 
 from airflow.sdk import ObjectStoragePath
 
-from artifact_harvest.core.download import DownloadedFile
+from artifact_harvest.core.transfer import DownloadedFile
 from artifact_harvest.core.staging import fsync_path
 
 _CHUNK = 4 << 20

@@ -30,7 +30,7 @@ from typing import Any
 
 from airflow.sdk import ObjectStoragePath
 
-from artifact_harvest.core.download import DownloadedFile
+from artifact_harvest.core.transfer import DownloadedFile
 from artifact_harvest.core.errors import FatalProviderError, ProviderError, TransientProviderError
 from artifact_harvest.core.http import _conf_float
 

@@ -10,7 +10,7 @@ from urllib.parse import urlencode, urlparse
 
 from airflow.sdk import Asset, BaseOperatorLink
 
-from artifact_harvest.core.download import safe_segment
+from artifact_harvest.core.paths import safe_segment
 
 ASSET_URI_PREFIX = "x-artifact-harvest://"
 PLUGIN_URL_PREFIX = "/artifacts"  # where the Artifacts FastAPI app is mounted in the API server

@@ -97,3 +97,36 @@ class InvalidParameterError(FatalProviderError):
         self.field = field
         super().__init__(provider, f"invalid parameter {field!r}: {detail}")
 
+
+
+# -- the download layer (core.transfer, core.staging) -------------------------------------------------------
+class DownloadError(ProviderError):
+    """The download did not complete; Airflow's task retries apply and resume from the partial file."""
+
+
+class IntegrityError(DownloadError):
+    """Size or md5 did not match what the provider announced; the partial data has been deleted."""
+
+
+class FatalDownloadError(DownloadError, FatalProviderError):
+    """Retrying cannot help (404, refused input): the task fails at once."""
+
+
+class ProviderChecksumError(IntegrityError, FatalDownloadError):
+    """One uninterrupted pass from byte 0 gave bytes that disagree with the provider's own size or md5.
+
+    A retry would fetch the same bytes again, so the task fails at once. A mismatch after a resumed download
+    stays a plain, retryable ``IntegrityError``: the retry starts clean (docs/download.md).
+    """
+
+
+class InsufficientDiskSpace(DownloadError):
+    """The staging filesystem cannot hold the rest of the file; the valid partial data stays for the retry."""
+
+
+class UnsupportedScheme(FatalDownloadError):
+    """Only http(s) URLs are fetched (no file://, ftp://, ...)."""
+
+
+class KeyLocked(ProviderError):
+    """Another run kept the key's lock longer than we were willing to wait; Airflow's retries apply."""

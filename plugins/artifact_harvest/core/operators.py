@@ -20,7 +20,7 @@ from airflow.sdk import BaseOperator, Context
 
 from artifact_harvest.core.archive import Archiver, archive_root, staging_dir
 from artifact_harvest.core.assets import ArtifactDetailLink, asset_for
-from artifact_harvest.core.download import DownloadedFile, Downloader, RemoteFile
+from artifact_harvest.core.transfer import DownloadedFile, Downloader, RemoteFile
 from artifact_harvest.core.lease import owner_of
 
 log = logging.getLogger(__name__)

@@ -6,7 +6,7 @@
 - ``Sidecar``: ``<name>.meta.json`` keeps the first response's validator (ETag, else Last-Modified) and total
   length, so a resume can ask ``If-Range`` for that exact version; once the file is complete it also keeps the
   digests it was verified with, so a file reused from staging is re-verified against them. A file fetched in
-  ranges also lists its finished pieces there (the control file of ``core.ranged``).
+  ranges also lists its finished pieces there (the control file of ``core.transfer.ranged``).
 """
 
 from __future__ import annotations
@@ -22,17 +22,13 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from artifact_harvest.core.errors import ProviderError
-from artifact_harvest.core.http import _conf_float
+from artifact_harvest.core.config import setting
+from artifact_harvest.core.errors import KeyLocked
 
 log = logging.getLogger(__name__)
 
 LOCK_NAME = ".lock"
 SIDECAR_SUFFIX = ".meta.json"
-
-
-class KeyLocked(ProviderError):
-    """Another run kept the key's lock longer than we were willing to wait; Airflow's retries apply."""
 
 
 def fsync_path(path: Path) -> None:
@@ -83,7 +79,7 @@ def key_lock(
     log_every: float = 30.0,
 ) -> Iterator[None]:
     """Hold an exclusive lock on ``folder/.lock``; wait at most ``timeout`` s (``[artifact_harvest] lock_timeout``)."""
-    timeout = _conf_float("lock_timeout", 6 * 3600.0) if timeout is None else timeout
+    timeout = setting("lock_timeout", 6 * 3600.0) if timeout is None else timeout
     folder.mkdir(parents=True, exist_ok=True)
     fd = os.open(folder / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
     try:

@@ -11,7 +11,7 @@ from urllib.parse import unquote, urlsplit
 from airflow.sdk import BaseOperator, Context
 from airflow.sdk.exceptions import AirflowSkipException
 
-from artifact_harvest.core.download import RemoteFile
+from artifact_harvest.core.transfer import RemoteFile
 from artifact_harvest.core.errors import InvalidParameterError, TransientProviderError
 from artifact_harvest.core.idempotency import remember, remembered, submit_once
 from artifact_harvest.core.intervals import run_interval

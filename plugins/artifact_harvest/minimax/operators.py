@@ -13,7 +13,7 @@ from typing import IO, Any
 from airflow.sdk import BaseOperator, Context
 
 from artifact_harvest.core.archive import Archiver
-from artifact_harvest.core.download import DownloadedFile, RemoteFile
+from artifact_harvest.core.transfer import DownloadedFile, RemoteFile
 from artifact_harvest.core.errors import ProviderError
 from artifact_harvest.core.hook import HookPerTask
 from artifact_harvest.core.http import redact_url

@@ -6,7 +6,7 @@ from typing import Any
 
 from airflow.sdk import BaseOperator, Context
 
-from artifact_harvest.core.download import RemoteFile
+from artifact_harvest.core.transfer import RemoteFile
 from artifact_harvest.core.errors import FatalProviderError, TransientProviderError
 from artifact_harvest.core.hook import HookPerTask
 from artifact_harvest.core.idempotency import remember, remembered, submit_once

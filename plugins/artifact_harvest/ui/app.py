@@ -22,7 +22,7 @@ from airflow.api_fastapi.auth.managers.models.resource_details import DagDetails
 from airflow.api_fastapi.core_api.security import GetUserDep, get_user
 from airflow.utils.session import create_session
 
-from artifact_harvest.core.download import safe_segment
+from artifact_harvest.core.paths import safe_segment
 from artifact_harvest.core.errors import FatalProviderError
 from artifact_harvest.ui import index, store
 

@@ -23,7 +23,7 @@ from typing import Any
 from airflow.sdk import ObjectStoragePath
 
 from artifact_harvest.core.archive import MANIFEST, archive_root
-from artifact_harvest.core.download import safe_filename, safe_segment
+from artifact_harvest.core.paths import safe_filename, safe_segment
 
 CHUNK = 1024 * 1024
 _JOB_ID = re.compile(r"^[0-9a-f]{32}$")

@@ -1,4 +1,4 @@
-"""The parallel ranged fetch (core/ranged.py) against the emulator over real HTTP: each test asserts that the
+"""The parallel ranged fetch (core/transfer/ranged.py) against the emulator over real HTTP: each test asserts that the
 staged file's sha256 equals what the emulator serves."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from artifact_harvest.core.download import Downloader, RemoteFile
+from artifact_harvest.core.transfer import Downloader, RemoteFile
 from artifact_harvest.core.http import RetryRule
 from artifact_harvest.core.staging import Sidecar
 
@@ -75,7 +75,7 @@ def adaptive(staging_dir) -> Downloader:
 
 
 def test_a_stream_held_back_by_the_link_goes_on_as_ranges_from_where_it_is(emu, staging_dir, caplog, monkeypatch):
-    from artifact_harvest.core.ranged import FlowMeter
+    from artifact_harvest.core.transfer.flow import FlowMeter
 
     monkeypatch.setattr(FlowMeter, "IDLE", 0.0)  # the rest of the suite may keep the cores busy; the wait decides
     caplog.set_level(logging.INFO)
@@ -98,11 +98,11 @@ def test_a_stream_held_back_by_the_link_goes_on_as_ranges_from_where_it_is(emu, 
 def test_a_stream_held_back_by_this_machine_stays_one_stream(emu, staging_dir, monkeypatch):
     """A slow staging disk (no server can make one): the reader never waits on the network, so more
     connections would not help, and none are opened."""
-    from artifact_harvest.core import download
+    from artifact_harvest.core.transfer import pipeline
 
     big = emu.control.create_blob(2 * SIZE, filename="model.bin")
-    feed = download._Pipeline.feed
-    monkeypatch.setattr(download._Pipeline, "feed", lambda self, chunk, **kw: time.sleep(0.01) or feed(self, chunk, **kw))
+    feed = pipeline.HashPipeline.feed
+    monkeypatch.setattr(pipeline.HashPipeline, "feed", lambda self, chunk, **kw: time.sleep(0.01) or feed(self, chunk, **kw))
 
     got = adaptive(staging_dir).download(lambda: remote(big), key="job-1")
 
@@ -178,7 +178,7 @@ def test_429_lowers_the_number_of_connections(emu, blob, parallel, caplog):
 KILLED_RUN = """
 import sys
 from pathlib import Path
-from artifact_harvest.core.download import Downloader, RemoteFile
+from artifact_harvest.core.transfer import Downloader, RemoteFile
 Downloader(Path(sys.argv[1]), connections=4, piece_size={piece}, parallel_threshold=1 << 20, parallel_after=0,
            progress_interval=0).download(lambda: RemoteFile(sys.argv[2], "model.bin", {size}), key="job-1")
 """
@@ -211,7 +211,7 @@ def test_disk_check_covers_the_whole_file_before_any_piece(emu, blob, parallel, 
     import shutil
     from collections import namedtuple
 
-    from artifact_harvest.core.download import InsufficientDiskSpace
+    from artifact_harvest.core.errors import InsufficientDiskSpace
     from artifact_harvest.core.errors import FatalProviderError
 
     usage = namedtuple("usage", "total used free")

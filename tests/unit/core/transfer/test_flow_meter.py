@@ -9,8 +9,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from artifact_harvest.core import ranged
-from artifact_harvest.core.ranged import FlowMeter
+from artifact_harvest.core.transfer import flow as ranged
+from artifact_harvest.core.transfer.flow import FlowMeter
 
 MiB = 1 << 20
 CpuTimes = namedtuple("CpuTimes", "user idle")  # what psutil.cpu_times() returns, in short

@@ -13,18 +13,17 @@ from pathlib import Path
 import pytest
 import requests
 
-from artifact_harvest.core import download as download_module
-from artifact_harvest.core.download import (
+from artifact_harvest.core.errors import (
     DownloadError,
-    Downloader,
     FatalDownloadError,
+    FatalProviderError,
     InsufficientDiskSpace,
     IntegrityError,
     ProviderChecksumError,
-    RemoteFile,
     UnsupportedScheme,
 )
-from artifact_harvest.core.errors import FatalProviderError
+from artifact_harvest.core.transfer import Downloader, RemoteFile
+from artifact_harvest.core.transfer import pipeline as download_module
 from artifact_harvest.core.http import RetryRule
 from artifact_harvest.core.staging import Sidecar
 
