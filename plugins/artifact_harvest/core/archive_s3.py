@@ -32,7 +32,7 @@ from airflow.sdk import ObjectStoragePath
 
 from artifact_harvest.core.transfer import DownloadedFile
 from artifact_harvest.core.errors import FatalProviderError, ProviderError, TransientProviderError
-from artifact_harvest.core.http import _conf_float
+from artifact_harvest.core.config import setting
 
 log = logging.getLogger(__name__)
 
@@ -102,8 +102,8 @@ class S3Store:
                  max_workers: int | None = None) -> None:
         self.client = s3_client(root.conn_id)
         self.state = state
-        self.part_size = part_size or int(_conf_float("archive_part_size_mib", 8) * MiB)
-        self.max_workers = max_workers or int(_conf_float("archive_upload_workers", 8))
+        self.part_size = part_size or int(setting("archive_part_size_mib", 8.0) * MiB)
+        self.max_workers = max_workers or setting("archive_upload_workers", 8, int)
         self.checksums = True  # SHA-256 per part (False: the store refused ChecksumAlgorithm)
 
     # -- small objects -----------------------------------------------------------------------------------

@@ -46,6 +46,7 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from artifact_harvest.core import pool
+from artifact_harvest.core.config import setting
 from artifact_harvest.core.errors import (
     FatalProviderError,
     MalformedResponseError,
@@ -54,19 +55,11 @@ from artifact_harvest.core.errors import (
     TransientProviderError,
 )
 from artifact_harvest.core.pace import Pace, PaceRefusal, current_deadline, is_rate_limited
+from artifact_harvest.core.session import plain_session
 
 log = logging.getLogger(__name__)
 
 USER_AGENT = "artifact-harvest/0.1 (+apache-airflow)"
-
-
-def _conf_float(key: str, default: float) -> float:
-    try:
-        from airflow.configuration import conf
-
-        return conf.getfloat("artifact_harvest", key, fallback=default)
-    except Exception:  # configuration unavailable (plain scripts)
-        return default
 
 
 @dataclass(frozen=True)
@@ -77,9 +70,9 @@ class RetryRule:
     and deployments can tune them with ``AIRFLOW__ARTIFACT_HARVEST__*`` variables.
     """
 
-    attempts: int = field(default_factory=lambda: int(_conf_float("retry_attempts", 5)))
-    base_delay: float = field(default_factory=lambda: _conf_float("retry_base_delay", 1.0))
-    max_delay: float = field(default_factory=lambda: _conf_float("retry_max_delay", 60.0))
+    attempts: int = field(default_factory=lambda: setting("retry_attempts", 5, int))
+    base_delay: float = field(default_factory=lambda: setting("retry_base_delay", 1.0))
+    max_delay: float = field(default_factory=lambda: setting("retry_max_delay", 60.0))
     jitter: float = 0.5
     #: a provider's own Retry-After is honoured up to this many seconds
     max_retry_after: float = 300.0
@@ -455,8 +448,7 @@ class ApiClient:
     @property
     def session(self) -> requests.Session:
         if self._session is None:
-            self._session = requests.Session()
-            self._session.trust_env = False
+            self._session = plain_session()
             for prefix in ("http://", "https://"):
                 self._session.mount(prefix, PhaseAdapter())
         return self._session

@@ -34,7 +34,7 @@ from typing import Any, Protocol
 from airflow.sdk import ObjectStoragePath
 
 from artifact_harvest.core.errors import ProviderError, TransientProviderError
-from artifact_harvest.core.http import _conf_float
+from artifact_harvest.core.config import setting
 
 log = logging.getLogger(__name__)
 
@@ -75,10 +75,10 @@ class LeaseSettings:
     def from_config(cls) -> LeaseSettings:
         """``[artifact_harvest] lease_renew_interval``, ``lease_expiry``, ``lease_wait_timeout`` (else
         ``lock_timeout``), ``lease_poll_interval`` (a waiter's look at the store; at most a quarter of the expiry)."""
-        renew, expiry = _conf_float("lease_renew_interval", cls.renew_interval), _conf_float("lease_expiry", cls.expiry)
-        wait = _conf_float("lease_wait_timeout", _conf_float("lock_timeout", cls.wait_timeout))
-        poll = min(_conf_float("lease_poll_interval", cls.poll_interval), expiry / 4)
-        return cls(renew, expiry, wait, poll, _conf_float("lease_log_every", cls.log_every))
+        renew, expiry = setting("lease_renew_interval", cls.renew_interval), setting("lease_expiry", cls.expiry)
+        wait = setting("lease_wait_timeout", setting("lock_timeout", cls.wait_timeout))
+        poll = min(setting("lease_poll_interval", cls.poll_interval), expiry / 4)
+        return cls(renew, expiry, wait, poll, setting("lease_log_every", cls.log_every))
 
 
 def owner_of(context: Any) -> dict:

@@ -26,6 +26,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
 
+from artifact_harvest.core.config import setting
 from artifact_harvest.core.errors import FatalProviderError, TransientProviderError
 
 log = logging.getLogger(__name__)
@@ -231,15 +232,6 @@ _PACES: dict[str, Pace] = {}
 _PACES_LOCK = threading.Lock()
 
 
-def _conf(key: str, default: str) -> str:
-    try:
-        from airflow.configuration import conf
-
-        return conf.get("artifact_harvest", key, fallback=default) or default
-    except Exception:  # configuration unavailable (plain scripts)
-        return default
-
-
 def configured_rps(provider: str, value: Any) -> float:
     """The connection's ``rate_limit_rps`` as a positive number, or the provider's default when empty."""
     if value in (None, ""):
@@ -256,8 +248,8 @@ def configured_rps(provider: str, value: Any) -> float:
 
 def pace_for(provider: str, conn_id: str, rps: Any = None) -> Pace:
     """The process's pace for one connection (created on first use; a changed limit applies at once)."""
-    redis_url = _conf("rate_limit_url", "").strip() or None
-    share = 1.0 if redis_url else float(_conf("rate_limit_share", "1") or 1)
+    redis_url = setting("rate_limit_url", "", str).strip() or None
+    share = 1.0 if redis_url else setting("rate_limit_share", 1.0)
     if not 0 < share <= 1:
         raise FatalProviderError(provider, f"[artifact_harvest] rate_limit_share must be in (0, 1], got {share}")
     limit = configured_rps(provider, rps) * HEADROOM * share
