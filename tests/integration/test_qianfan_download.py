@@ -35,7 +35,11 @@ def test_expired_url_and_dropped_connection_are_survived(emu, archive_root, stag
     assert "Signature" not in json.dumps(manifest)
 
 
-def test_another_export_than_the_awaited_one_is_refused(emu, archive_root, staging_dir):
-    with pytest.raises(AirflowFailException, match="not downloadable"):
-        download(SEEDED_MODEL_ID, "amve-someotherexport")
-    assert not any(archive_root.rglob("*"))
+def test_an_export_replaced_by_a_newer_done_one_archives_the_newer_under_its_own_id(emu, archive_root, staging_dir):
+    """Describe lists only the newest export of a version: the one awaited was replaced (another run's
+    force_new_export), so the newer Done one is archived under its own id, never under the awaited id."""
+    manifest = download(SEEDED_MODEL_ID, "amve-replaced")
+    assert manifest["source"] == {"modelId": SEEDED_MODEL_ID, "exportId": SEEDED_EXPORT_ID,
+                                  "replacesExportId": "amve-replaced"}
+    assert (archive_root / "qianfan" / SEEDED_EXPORT_ID / "manifest.json").exists()
+    assert not (archive_root / "qianfan" / "amve-replaced").exists()
