@@ -5,9 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 
-import pytest
 import requests
-from airflow.sdk.exceptions import AirflowFailException
 
 from artifact_harvest.qianfan.hook import QianfanHook
 from artifact_harvest.qianfan.operators import QianfanDownloadExportOperator
