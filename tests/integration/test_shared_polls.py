@@ -64,18 +64,20 @@ async def test_waits_with_sharing_off_poll_each(emu, monkeypatch):
 
 
 async def test_a_wait_cancelled_while_fetching_for_the_others_hands_over(emu):
-    """The wait fetching for everyone is cancelled mid-request: a waiting one fetches instead, none is lost."""
+    """The wait fetching for everyone is cancelled mid-request: a waiting one fetches at once, none is lost."""
     task_id = MiniMaxHook().create_video("p", "T2V-01")
-    emu.control.add_fault(QUERY, kind="hang", seconds=2, times=1)
+    emu.control.add_fault(QUERY, kind="hang", seconds=5, times=1)
     key = ("minimax", "minimax_default", "video", task_id)
     leader = asyncio.create_task(one_event(minimax_wait(task_id, 0.2)))
     await until(lambda: len(emu.control.requests(QUERY)) == 1)  # its query hangs in the emulator
     others = [asyncio.create_task(one_event(minimax_wait(task_id, 0.2))) for _ in range(3)]
-    await until(lambda: shared_polls().waits(key) == 4)
-    await asyncio.sleep(0.05)  # let them reach the shared fetch (a delay, not a synchronisation: checked below)
+    await until(lambda: shared_polls().awaiting(key) == 3)  # all three wait for the leader's answer
     leader.cancel()
+    cancelled_at = time.monotonic()
     events = await asyncio.gather(*others)
+    assert time.monotonic() - cancelled_at < 4  # not after the hung answer (5 s): one of them asked again
     assert [e["status"] for e in events] == ["success"] * 3
+    assert len(emu.control.requests(QUERY)) == 1 + 4  # the lost one, then one per stage for all three
     assert len(shared_polls()) == 0
 
 

@@ -48,7 +48,8 @@ class _Entry:
     started: float | None = None
     value: Any = None
     error: BaseException | None = None
-    fetches: int = 0
+    #: waits now awaiting the fetch in flight
+    awaiting: int = 0
 
     def answer(self) -> Any:
         if self.error is not None:
@@ -73,6 +74,11 @@ class SharedPolls:
         """How many waits have joined ``key`` now."""
         entry = self._entries.get(key)
         return entry.waits if entry else 0
+
+    def awaiting(self, key: Key) -> int:
+        """How many waits are awaiting the call in flight for ``key``."""
+        entry = self._entries.get(key)
+        return entry.awaiting if entry else 0
 
     def last(self, key: Key) -> Any:
         """The last successful answer for ``key`` (None if none), without fetching."""
@@ -114,10 +120,13 @@ class SharedPolls:
             return await fetch()
         while True:
             if entry.pending is not None:
+                entry.awaiting += 1
                 try:
                     return await asyncio.shield(entry.pending)
                 except _LeaderGone:
                     continue
+                finally:
+                    entry.awaiting -= 1
             if entry.started is not None and time.monotonic() - entry.started < max_age:
                 return entry.answer()
             return await self._fetch(entry, fetch)
@@ -141,7 +150,6 @@ class SharedPolls:
             future.set_result(value)
             return value
         finally:
-            entry.fetches += 1
             entry.pending = None
             if future.done() and not future.cancelled():
                 future.exception()  # retrieved: no "never retrieved" warning when nobody else waited
