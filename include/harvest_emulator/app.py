@@ -11,6 +11,7 @@ from aiohttp import web
 
 from . import control_api, flighthub2, minimax, qianfan
 from .faults import MIDDLEWARE_KINDS
+from .ratelimit import account_of, refusal
 from .serving import signed_blob
 from .state import STATE, EmulatorState
 
@@ -67,6 +68,21 @@ async def apply_faults(request: web.Request, handler: Handler) -> web.StreamResp
     return web.Response(status=status, headers=headers, text=f"injected fault {fault['id']}")
 
 
+@web.middleware
+async def rate_limit(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Count every credentialed provider request; past the account's configured rate, answer as the provider."""
+    if _is_control(request):
+        return await handler(request)
+    who = account_of(request.headers)
+    if who is None:
+        return await handler(request)
+    state = request.app[STATE]
+    peer = request.transport.get_extra_info("peername") if request.transport else None
+    if not state.rates.admit(state.config.get("rate_limits") or {}, *who, request.path, str(peer)):
+        return refusal(who[0])
+    return await handler(request)
+
+
 PROVIDERS = (flighthub2, minimax, qianfan)
 
 
@@ -77,7 +93,7 @@ def demo_runs() -> list[tuple[str, dict]]:
 
 def build_app(state: EmulatorState | None = None) -> web.Application:
     state = state or EmulatorState()
-    app = web.Application(middlewares=[log_requests, apply_faults])
+    app = web.Application(middlewares=[log_requests, apply_faults, rate_limit])
     app[STATE] = state
     control_api.register(app, state)
     app.router.add_get("/blobs/{blob_id}/{filename}", signed_blob)

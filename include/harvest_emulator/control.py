@@ -50,6 +50,14 @@ class EmulatorControl:
     def clear_requests(self) -> None:
         self._call("DELETE", "/requests")
 
+    def rates(self) -> dict[str, Any]:
+        """Per-account counts: ``{"accounts": {"minimax:<hash>": {accepted, refused, per_second,
+        max_per_second, routes, connections}}, "connections": n}`` (see ``ratelimit``)."""
+        return self._call("GET", "/rates")
+
+    def clear_rates(self) -> None:
+        self._call("DELETE", "/rates")
+
     def create_blob(self, size: int, filename: str = "artifact.bin", seed: int | None = None) -> dict[str, Any]:
         """``{blob_id, size, filename, seed, md5, sha256, url}``; url is signed with the configured TTL."""
         body: dict[str, Any] = {"size": size, "filename": filename}

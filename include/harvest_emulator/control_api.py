@@ -86,6 +86,16 @@ async def clear_requests(request: web.Request) -> web.Response:
     return _json({"status": "cleared"})
 
 
+async def get_rates(request: web.Request) -> web.Response:
+    """Per-account request counts (per second, per route, refused) and connections: see ``ratelimit``."""
+    return _json(request.app[STATE].rates.snapshot())
+
+
+async def clear_rates(request: web.Request) -> web.Response:
+    request.app[STATE].rates.clear()
+    return _json({"status": "cleared"})
+
+
 async def create_blob(request: web.Request) -> web.Response:
     """Digests are computed here, off the event loop, so downloads of a big blob never wait for them."""
     state = request.app[STATE]
@@ -129,6 +139,8 @@ def register(app: web.Application, state: EmulatorState) -> None:
     r.add_post(f"{PREFIX}/scenarios/{{provider}}", push_scenario)
     r.add_get(f"{PREFIX}/requests", list_requests)
     r.add_delete(f"{PREFIX}/requests", clear_requests)
+    r.add_get(f"{PREFIX}/rates", get_rates)
+    r.add_delete(f"{PREFIX}/rates", clear_rates)
     r.add_post(f"{PREFIX}/blobs", create_blob)
     r.add_get(f"{PREFIX}/blobs/{{blob_id}}", get_blob)
     r.add_get(f"{PREFIX}/jobs/{{provider}}", list_jobs)

@@ -16,6 +16,7 @@ from aiohttp import web
 from .blobs import BlobStore
 from .faults import FaultPlan
 from .jobs import Job
+from .ratelimit import RateLimiter
 
 # per_connection_rate: bytes/s cap on every blob body (0 = off), like a CDN's per-flow limit
 DEFAULT_CONFIG: dict[str, Any] = {
@@ -32,6 +33,7 @@ class EmulatorState:
         self._baseline = {**DEFAULT_CONFIG, **config_overrides}
         self.blobs = BlobStore()
         self.faults = FaultPlan()
+        self.rates = RateLimiter()
         self._seeders: list[Callable[[EmulatorState], None]] = []
         self.reset()
 
@@ -43,6 +45,7 @@ class EmulatorState:
     def reset(self) -> None:
         self.config: dict[str, Any] = dict(self._baseline)
         self.faults.clear()
+        self.rates.clear()
         self.blobs.clear()
         self.jobs: defaultdict[str, dict[str, Job]] = defaultdict(dict)
         self.scenarios: defaultdict[str, list[dict[str, Any]]] = defaultdict(list)

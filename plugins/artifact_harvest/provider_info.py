@@ -43,6 +43,16 @@ QIANFAN_HELP = (
 )
 
 
+def _rate_field(provider: str, default: float, source: str) -> dict[str, Any]:
+    """The connection's request pace (``core.pace``); empty means the provider's default."""
+    return {
+        "label": "Requests per second",
+        "description": f"Pace of all calls of this connection, shared by every wait, sensor and operator "
+        f"(empty: {default:g}/s, {source}). Rate-limit answers slow it down by themselves; see docs/pacing.md.",
+        "schema": {"type": ["number", "null"], "exclusiveMinimum": 0},
+    }
+
+
 #: Airflow 3.3.2's Test button in the connection list sends port 0 for a connection without one and then
 #: refuses to test ("host or port differs from the stored connection"): store the port
 PORT_HINT = "443 for https (set it: the connection list's Test button needs a stored port)"
@@ -75,6 +85,7 @@ def get_provider_info() -> dict[str, Any]:
                         "description": "Verify TLS certificates (turn off only for a trusted on-premises host).",
                         "schema": {"type": "boolean", "default": True},
                     },
+                    "rate_limit_rps": _rate_field("flighthub2", 5, "DJI publishes no quota"),
                 },
                 "ui-field-behaviour": {
                     "hidden-fields": ["schema", "login", "extra"],
@@ -105,6 +116,7 @@ def get_provider_info() -> dict[str, Any]:
                         "description": "Verify TLS certificates.",
                         "schema": {"type": "boolean", "default": True},
                     },
+                    "rate_limit_rps": _rate_field("minimax", 10, "MiniMax's documented speech-query limit"),
                 },
                 "ui-field-behaviour": {
                     "hidden-fields": ["schema", "login", "extra"],
@@ -132,6 +144,7 @@ def get_provider_info() -> dict[str, Any]:
                         "description": "Verify TLS certificates.",
                         "schema": {"type": "boolean", "default": True},
                     },
+                    "rate_limit_rps": _rate_field("qianfan", 5, "Qianfan publishes no console-API quota"),
                 },
                 "ui-field-behaviour": {
                     "hidden-fields": ["schema", "extra"],

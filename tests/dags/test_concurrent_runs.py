@@ -1,12 +1,15 @@
 """Two runs of the same Qianfan export at once, in separate processes with their own metadata DBs, sharing
-staging and archive (two workers): one writer per key, so one verified copy whose manifest is its bytes."""
+staging and archive (two workers): one writer per key (the archive lease), so one verified copy whose
+manifest is its bytes, and no lease left behind."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -37,6 +40,8 @@ def start_run(airflow_db: Path, home: Path) -> tuple[subprocess.Popen, Path]:
     env = {**os.environ, **project_airflow_env(home)}
     shutil.copy(airflow_db / "airflow.db", home / "airflow.db")
     env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{home}/airflow.db"
+    for name, value in (("LEASE_RENEW_INTERVAL", "0.5"), ("LEASE_EXPIRY", "5"), ("LEASE_POLL_INTERVAL", "0.5")):
+        env[f"AIRFLOW__ARTIFACT_HARVEST__{name}"] = value  # the waiter sees the archive soon after it lands
     conf = {"model_version_id": MODEL, "poll_interval": 0.05, "timeout": "PT2M"}
     code = RUN.format(tests=str(TESTS), conf=conf)
     output = home / "output.log"
@@ -60,7 +65,7 @@ def test_two_concurrent_runs_of_one_export_leave_one_verified_copy(
                if line.startswith("RESULT ")]
     assert [r["state"] for r in results] == ["success", "success"], "\n".join(o[-3000:] for o in outputs)
     logs = "\n".join(outputs)
-    assert "another run is downloading this key; waiting for its lock" in logs  # they did overlap
+    assert "waiting for its archive lease" in logs  # they did overlap: the second waited on the lease
     assert "is already archived" in logs  # the second found the first's copy and did nothing
     served = requests_for_blob(emu)
     assert len(served) == 1 and "Range" not in served[0]["headers"]  # fetched once, never interleaved
@@ -68,12 +73,23 @@ def test_two_concurrent_runs_of_one_export_leave_one_verified_copy(
     folder = archive_root / "qianfan" / export_id
     manifest = json.loads((folder / "manifest.json").read_text())
     data = (folder / manifest["filename"]).read_bytes()
-    assert sorted(p.name for p in folder.iterdir()) == sorted(["manifest.json", manifest["filename"]])
+    assert sorted(p.name for p in folder.iterdir()) == sorted(["manifest.json", manifest["filename"]])  # no lease
     export = QianfanHook().describe_export(MODEL)
     assert manifest["size_bytes"] == len(data) == export.file_size
     assert manifest["sha256"] == hashlib.sha256(data).hexdigest()
     assert manifest["md5"] == hashlib.md5(data).hexdigest() == export.md5
     assert [p.name for p in (staging_dir / export_id).iterdir()] == [".lock"]  # nothing half-written left
+
+    # each run's own metadata DB holds its Asset event: one names the artifact, the other says already_archived
+    events = [event for i in (1, 2) for event in asset_events(tmp_path / f"worker-{i}" / "airflow.db")
+              if event.get("artifact_key") == export_id]  # the DB copies may hold earlier tests' events
+    assert sorted(bool(e.get("already_archived")) for e in events) == [False, True], events
+    assert {e["sha256"] for e in events} == {manifest["sha256"]}
+
+
+def asset_events(db: Path) -> list[dict]:
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        return [json.loads(extra) for (extra,) in conn.execute("SELECT extra FROM asset_event")]
 
 
 def requests_for_blob(emu) -> list[dict]:

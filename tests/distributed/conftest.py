@@ -120,17 +120,37 @@ class Stack:
             subprocess.run([sys.executable, "-m", "airflow", *args], env=self.env, check=True,
                            stdout=out, stderr=subprocess.STDOUT, timeout=timeout)
 
-    def start(self, name: str) -> subprocess.Popen:
-        """Start one component (``celery-worker`` or one of COMPONENTS) in its own process group."""
+    def start(self, name: str, env: dict[str, str] | None = None) -> subprocess.Popen:
+        """Start one component in its own process group: ``celery-worker`` (or a second worker named
+        ``celery-worker-<x>``, e.g. with its own staging dir in ``env``: another host) or one of COMPONENTS."""
         generation = self._generation[name] = self._generation.get(name, 0) + 1
-        args = ["celery", "worker", "-H", f"harvest-{generation}@%h", "--without-mingle", "--without-gossip"] \
-            if name == "celery-worker" else [name]
+        if name.startswith("celery-worker-"):  # another host: its own log server port
+            env = {"AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(_free_port()), **(env or {})}
+        args = ["celery", "worker", "-H", self.worker_name(name, generation), "--without-mingle", "--without-gossip"] \
+            if name.startswith("celery-worker") else [name]
         log = self.logs / f"{name}-{generation}.log"
         self.procs[name] = subprocess.Popen(
-            [sys.executable, "-m", "airflow", *args], env=self.env, stdout=log.open("wb"),
+            [sys.executable, "-m", "airflow", *args], env={**self.env, **(env or {})}, stdout=log.open("wb"),
             stderr=subprocess.STDOUT, start_new_session=True,
         )
         return self.procs[name]
+
+    def worker_name(self, name: str = "celery-worker", generation: int | None = None) -> str:
+        """The Celery node name of a worker (``harvest-<n>@host``; ``harvest-<x>-<n>@host`` for another one)."""
+        suffix = name[len("celery-worker"):]
+        return f"harvest{suffix}-{generation or self._generation.get(name, 1)}@{socket.gethostname()}"
+
+    def consume(self, name: str, on: bool, queue: str = "default") -> bool:
+        """Celery's remote control: the worker takes new tasks from ``queue`` (``on``) or keeps running its
+        tasks but takes no new ones; False when the worker did not answer (not up yet)."""
+        from celery import Celery
+
+        app = Celery(broker=self.env["AIRFLOW__CELERY__BROKER_URL"])
+        command = app.control.add_consumer if on else app.control.cancel_consumer
+        try:
+            return bool(command(queue, destination=[self.worker_name(name)], reply=True, timeout=5))
+        finally:
+            app.close()
 
     def kill(self, name: str, sig: signal.Signals = signal.SIGKILL) -> None:
         """Signal the component's process group and every descendant, then reap them all.
@@ -235,6 +255,10 @@ def start_stack(request: pytest.FixtureRequest, emulator, extra_env: dict[str, s
         "AIRFLOW_VAR_ARTIFACT_STAGING_DIR": str(workdir / "staging"),
         "AIRFLOW__ARTIFACT_HARVEST__RETRY_BASE_DELAY": "0.2",
         "AIRFLOW__ARTIFACT_HARVEST__RETRY_MAX_DELAY": "2",
+        # the archive lease: a dead holder is taken over within seconds (production: 30 s renewals, 180 s expiry)
+        "AIRFLOW__ARTIFACT_HARVEST__LEASE_RENEW_INTERVAL": "1",
+        "AIRFLOW__ARTIFACT_HARVEST__LEASE_EXPIRY": "6",
+        "AIRFLOW__ARTIFACT_HARVEST__LEASE_POLL_INTERVAL": "0.5",
         **(extra_env or {}),
     }
     s = Stack(workdir, env, api_port, emulator)

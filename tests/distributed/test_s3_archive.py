@@ -55,3 +55,24 @@ def test_qianfan_export_archived_into_s3_by_the_celery_worker(stack, object_stor
     assert "verified s3://" in logs and ARCHIVE_S3_SECRET not in logs
     staged = [p for p in stack.staging.rglob("*") if p.is_file() and p.name != ".lock"]  # the key's lock stays
     assert staged == [], "the staging copy is gone"
+
+
+def test_two_hosts_race_for_one_export_into_s3(stack, object_store):
+    """Two workers with their own staging dirs, one S3 archive: the lease (a conditional PUT in the bucket)
+    lets one download; the other waits, then finds the archive (``test_one_writer.race_two_hosts``)."""
+    from tests.distributed.test_one_writer import race_two_hosts
+
+    client = object_store.client()
+
+    def archived(export_id: str) -> dict:
+        prefix = f"{ROOT_PREFIX}/qianfan/{export_id}/"
+        names = sorted(o["Key"][len(prefix):] for o in
+                       client.list_objects_v2(Bucket=ARCHIVE_BUCKET, Prefix=prefix).get("Contents", []))
+        manifest = json.loads(client.get_object(Bucket=ARCHIVE_BUCKET, Key=prefix + "manifest.json")["Body"].read())
+        assert names == sorted(["manifest.json", manifest["filename"]]), names  # no lease left
+        data = client.get_object(Bucket=ARCHIVE_BUCKET, Key=prefix + manifest["filename"])["Body"].read()
+        assert hashlib.sha256(data).hexdigest() == manifest["sha256"] and len(data) == manifest["size_bytes"]
+        assert client.list_multipart_uploads(Bucket=ARCHIVE_BUCKET).get("Uploads", []) == []
+        return manifest
+
+    race_two_hosts(stack, archived)

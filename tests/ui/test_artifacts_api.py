@@ -115,6 +115,79 @@ def test_verify_good_and_tampered(viewer, archived, ui_archive):
         data.write_bytes(original)
 
 
+def test_verify_runs_once_per_artifact_and_at_most_the_limit_hashing_gated(
+        client_for, viewer, archived, ui_archive, monkeypatch):
+    """Concurrent Verify requests through the API: one hashing per artifact (later requests join it), at most
+    ``verify_concurrency`` at once, 429 with Retry-After past that. Each real hashing waits on a gate until the
+    test opens it, so the count of hashings running is exact (the gate wraps ``store._verify``, which still runs)."""
+    import threading
+
+    from artifact_harvest.ui import store
+
+    monkeypatch.setenv("AIRFLOW__ARTIFACT_HARVEST__VERIFY_CONCURRENCY", "2")
+    gate, lock = threading.Event(), threading.Lock()
+    hashing: list[str] = []
+    real = store._verify
+
+    def gated(artifact, job, *args, **kwargs):
+        with lock:
+            hashing.append(job["artifact_key"])
+        try:
+            assert gate.wait(timeout=60), "the test never opened the gate"
+            real(artifact, job, *args, **kwargs)
+        finally:
+            with lock:
+                hashing.remove(job["artifact_key"])
+
+    monkeypatch.setattr(store, "_verify", gated)
+    artifacts = sorted(manifests(ui_archive))
+    assert len(artifacts) == 4
+    requests_ = [artifacts[0]] * 3 + artifacts[1:]  # three for one artifact, one for each of the others
+    clients = [client_for("viewer", cookie=True) for _ in requests_]
+    start = threading.Barrier(len(requests_))
+    answers: list = [None] * len(requests_)
+
+    def ask(i: int) -> None:
+        start.wait(timeout=30)
+        provider, key = requests_[i]
+        answers[i] = clients[i].post(f"{API}/artifacts/{provider}/{key}/verify")
+
+    threads = [threading.Thread(target=ask, args=(i,)) for i in range(len(requests_))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    try:
+        assert all(a is not None for a in answers)
+        assert sorted({a.status_code for a in answers}) in ([202], [202, 429]), [a.text for a in answers]
+        accepted = [(requests_[i], a.json()) for i, a in enumerate(answers) if a.status_code == 202]
+        refused = [a for a in answers if a.status_code == 429]
+        jobs = {key: {job["job_id"] for (_, k), job in accepted if k == key} for (_, key), _ in accepted}
+        assert all(len(ids) == 1 for ids in jobs.values()), "one job per artifact, every request for it joins"
+        assert len(jobs) == 2 and len(refused) == len(requests_) - sum(
+            requests_.count(r) for r in {r for r, _ in accepted}), "two artifacts admitted, the rest refused"
+        assert sorted(hashing) == sorted(jobs), "exactly one hashing per admitted artifact, two in all"
+        assert sum(1 for _, job in accepted if not job["joined"]) == 2
+        for answer in refused:
+            assert answer.headers["retry-after"] and "verify_concurrency" in answer.json()["detail"]
+        # while they hash: the same artifact joins, another is refused
+        admitted = next(r for r, _ in accepted)
+        again = viewer.post(f"{API}/artifacts/{admitted[0]}/{admitted[1]}/verify").json()
+        assert again["joined"] is True and again["job_id"] in jobs[admitted[1]]
+        other = next(r for r in artifacts if r[1] not in jobs)
+        assert viewer.post(f"{API}/artifacts/{other[0]}/{other[1]}/verify").status_code == 429
+        assert len(hashing) == 2
+    finally:
+        gate.set()
+    for ids in jobs.values():
+        done = poll_verify(viewer, {"job_id": next(iter(ids)), "state": "running"})
+        assert done["state"] == "done" and done["ok"] is True, done
+    # the slots are free again: the refused artifact now starts a hashing of its own
+    job = viewer.post(f"{API}/artifacts/{other[0]}/{other[1]}/verify").json()
+    assert job["joined"] is False
+    assert poll_verify(viewer, job)["ok"] is True
+
+
 def _one(ui_archive, dag_id: str) -> tuple[str, str]:
     return next(k for k, m in manifests(ui_archive).items() if m["dag_id"] == dag_id)
 

@@ -2,8 +2,10 @@
 
 Completion is marked by the manifest, written last. Both the data and the manifest are created only if
 absent (a store's conditional create: ``os.link`` on local disk, ``If-None-Match: *`` on S3), so two
-archivers of one key cannot both win: the loser verifies what the winner wrote. Whatever is found in place
-(a winner's file, a file left without a manifest by a crash) is read back and compared by sha256 before
+archivers of one key cannot both win: the loser verifies what the winner wrote, and ``put`` tells it so
+(``created=False``). Across hosts one writer per key is the lease kept in the same store (``core.lease``,
+``Archiver.lease``), held around download and archive; docs/one-writer.md says what each store guarantees.
+Whatever is found in place (a winner's file, a file left without a manifest by a crash) is read back and compared by sha256 before
 anything else is written: the same bytes are a no-op, different bytes an ``ArchiveConflict`` naming both.
 The stores (``archive_local.LocalStore``, ``archive_s3.S3Store``, ``FsspecStore``) share one small interface.
 """
@@ -13,14 +15,18 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import time
 from datetime import datetime, timezone
 from pathlib import Path
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from airflow.sdk import ObjectStoragePath, Variable
 
 from artifact_harvest.core.download import DownloadedFile, safe_filename, safe_segment
 from artifact_harvest.core.errors import FatalProviderError
+from artifact_harvest.core.lease import KeyLease, LeaseSettings
 
 log = logging.getLogger(__name__)
 
@@ -80,36 +86,101 @@ class Store(Protocol):
 
     def put_data(self, file: DownloadedFile, target: ObjectStoragePath) -> bool: ...
 
+    # the key's lease (core.lease): overwrite of one's own object, a listing, a delete
+    def replace_text(self, path: ObjectStoragePath, text: str) -> None: ...
+
+    def list_names(self, folder: ObjectStoragePath, prefix: str) -> list[str]: ...
+
+    def delete(self, path: ObjectStoragePath) -> None: ...
+
+
+@dataclass(frozen=True)
+class Archived:
+    """What ``Archiver.put`` did: ``created`` is True only for the one archiver that wrote the manifest."""
+
+    manifest: dict
+    created: bool
+
 
 class FsspecStore:
-    """Any other fsspec store (``memory://``, ``gs://``...): exists-then-write, no conditional create."""
+    """Any other fsspec store (``memory://``, ``gs://``...): creates with mode ``"xb"`` (exclusive create).
+
+    How exclusive that is depends on the filesystem: ``O_EXCL`` on a local one, ``If-None-Match`` in s3fs, a
+    check-then-create in ``memory://`` (one process). A filesystem that refuses ``"xb"`` gets exists-then-write
+    (logged as racy); the key's lease is then all that keeps two writers apart (docs/one-writer.md).
+    """
+
+    atomic_create = False  # "xb" on a local filesystem shows the file while it is written
 
     def __init__(self, state: Any = None) -> None:
         self.state = state
 
     def read_text(self, path: ObjectStoragePath) -> str | None:
-        return path.read_text() if path.exists() else None
+        try:
+            with path.fs.open(path.path, "rb") as f:
+                return f.read().decode()
+        except FileNotFoundError:
+            return None
 
     def put_text(self, path: ObjectStoragePath, text: str) -> bool:
-        if path.exists():
-            return False
-        path.write_text(text)
-        return True
+        return self._create(path, lambda f: f.write(text.encode()))
+
+    def replace_text(self, path: ObjectStoragePath, text: str) -> None:
+        path.fs.pipe_file(path.path, text.encode())
+
+    def list_names(self, folder: ObjectStoragePath, prefix: str) -> list[str]:
+        try:
+            names = folder.fs.ls(folder.path, detail=False, refresh=True)
+        except FileNotFoundError:
+            return []
+        return [n.rstrip("/").rsplit("/", 1)[-1] for n in names if n.rstrip("/").rsplit("/", 1)[-1].startswith(prefix)]
+
+    def delete(self, path: ObjectStoragePath) -> None:
+        try:
+            path.fs.rm_file(path.path)
+        except FileNotFoundError:
+            pass
 
     def stat(self, target: ObjectStoragePath) -> tuple[int, str] | None:
-        if not target.exists():
+        digest, size = hashlib.sha256(), 0
+        try:
+            with target.fs.open(target.path, "rb") as f:
+                while chunk := f.read(4 << 20):
+                    digest.update(chunk)
+                    size += len(chunk)
+        except FileNotFoundError:
             return None
-        digest = hashlib.sha256()
-        with target.open("rb") as f:
-            while chunk := f.read(4 << 20):
-                digest.update(chunk)
-        return target.stat().st_size, digest.hexdigest()
+        return size, digest.hexdigest()
 
     def put_data(self, file: DownloadedFile, target: ObjectStoragePath) -> bool:
-        if target.exists():
+        def copy(dst: Any) -> None:
+            with file.path.open("rb") as src:
+                while chunk := src.read(4 << 20):
+                    dst.write(chunk)
+
+        return self._create(target, copy)
+
+    @staticmethod
+    def _create(path: ObjectStoragePath, write: Callable[[Any], None]) -> bool:
+        """Create ``path`` exclusively and ``write`` it; False when it exists."""
+        try:
+            path.fs.makedirs(path.fs._parent(path.path), exist_ok=True)
+        except (NotImplementedError, OSError):
+            pass  # object stores have no directories
+        try:
+            f = path.fs.open(path.path, "xb")
+        except FileExistsError:
             return False
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.fs.put_file(str(file.path), target.path)
+        except (ValueError, NotImplementedError):
+            log.warning("%s does not support exclusive create; writing after an exists check (racy)", path.protocol)
+            if path.fs.exists(path.path):
+                return False
+            f = path.fs.open(path.path, "wb")
+        try:
+            with f:
+                write(f)
+        except FileExistsError:
+            return False  # a store that checks at commit (s3fs: If-None-Match on close)
         return True
 
 
@@ -153,7 +224,18 @@ class Archiver:
     def is_archived(self, provider: str, artifact_key: str) -> bool:
         return self.manifest(provider, artifact_key) is not None
 
-    def archive(
+    def lease(self, provider: str, artifact_key: str, *, owner: dict | None = None,
+              settings: LeaseSettings | None = None, is_done: Callable[[], bool] | None = None) -> KeyLease:
+        """The key's lease in this store (one writer per key across hosts); ``is_done`` defaults to "archived"."""
+        return KeyLease(self.store, self._folder(provider, artifact_key), provider=provider,
+                        label=f"[{provider}] {artifact_key}", owner=owner, settings=settings,
+                        is_done=is_done or (lambda: self.is_archived(provider, artifact_key)))
+
+    def archive(self, file: DownloadedFile, **kwargs: Any) -> dict:
+        """``put`` and return the manifest (ours, or the identical one found)."""
+        return self.put(file, **kwargs).manifest
+
+    def put(
         self,
         file: DownloadedFile,
         *,
@@ -163,15 +245,21 @@ class Archiver:
         dag_id: str,
         run_id: str,
         extra: dict | None = None,
-    ) -> dict:
-        """Put ``file`` in place, write its manifest, remove it from staging; returns the manifest."""
+    ) -> Archived:
+        """Put ``file`` in place, write its manifest, remove it from staging.
+
+        Found the same bytes already archived (or lost the manifest's create to another archiver): the existing
+        manifest with ``created=False``; different bytes: ``ArchiveConflict``."""
         existing = self.manifest(provider, artifact_key)
         if existing is not None:
-            return self._same_or_conflict(existing, file, provider, artifact_key)
+            return Archived(self._same_or_conflict(existing, file, provider, artifact_key), False)
         folder = self._folder(provider, artifact_key)
         target = folder / safe_filename(file.filename)
         found = self.store.stat(target)  # a crash between data and manifest leaves this: verify it first
         if found is None and not self.store.put_data(file, target):
+            winner = None if getattr(self.store, "atomic_create", True) else self._await_manifest(provider, artifact_key)
+            if winner is not None:
+                return Archived(self._same_or_conflict(winner, file, provider, artifact_key), False)
             found = self.store.stat(target)  # another archiver created it meanwhile
         if found is not None:
             self._check_found(found, file, target, provider, artifact_key)
@@ -190,9 +278,18 @@ class Archiver:
             "path": str(target),
         }
         if not self.store.put_text(folder / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True) + "\n"):
-            return self._same_or_conflict(self.manifest(provider, artifact_key) or {}, file, provider, artifact_key)
+            found_manifest = self.manifest(provider, artifact_key) or {}
+            return Archived(self._same_or_conflict(found_manifest, file, provider, artifact_key), False)
         file.path.unlink(missing_ok=True)
         log.info("[%s] archived %s (%d bytes, sha256 %s)", provider, target, file.size, file.sha256)
+        return Archived(manifest, True)
+
+    def _await_manifest(self, provider: str, artifact_key: str) -> dict | None:
+        """The winner's manifest, waited for (``lease_expiry``): on a store whose create shows the object while
+        it is written, the data we lost to may still be growing."""
+        deadline = time.monotonic() + LeaseSettings.from_config().expiry
+        while (manifest := self.manifest(provider, artifact_key)) is None and time.monotonic() < deadline:
+            time.sleep(0.2)
         return manifest
 
     @staticmethod

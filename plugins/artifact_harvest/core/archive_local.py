@@ -1,9 +1,11 @@
-"""The archive's local-disk store: create-only placement (``os.link``), fsync of file and directory.
+"""The archive's local-disk store (also an NFS mount): create-only placement (``os.link``), fsync of file and
+directory.
 
 ``os.link`` fails with ``EEXIST`` when the name is taken, so of two archivers of one key exactly one creates
 the data file and one the manifest; the other finds them and verifies. A link only ever points at a complete,
 fsynced file, so a reader never sees a half-written one. Staging on another filesystem is copied to a
-temporary name beside the target (hashed while copied), fsynced, then linked into place.
+temporary name beside the target (hashed while copied), fsynced, then linked into place. The same create
+takes the key's lease (``core.lease``); ``link`` is atomic on NFS as well, unlike ``O_EXCL`` on old clients.
 """
 
 from __future__ import annotations
@@ -91,6 +93,7 @@ class LocalStore:
     def put_text(self, path: ObjectStoragePath, text: str) -> bool:
         """Create ``path`` with ``text`` (temp, fsync, link); False when it already exists."""
         local = Path(path.path)
+        local.parent.mkdir(parents=True, exist_ok=True)
         temp = _temp_beside(local)
         try:
             with temp.open("x") as f:
@@ -100,3 +103,25 @@ class LocalStore:
             return _link_new(temp, local)
         finally:
             temp.unlink(missing_ok=True)
+
+    def replace_text(self, path: ObjectStoragePath, text: str) -> None:
+        """Overwrite ``path`` atomically (temp, fsync, rename): a reader sees the old text or the new."""
+        local = Path(path.path)
+        temp = _temp_beside(local)
+        try:
+            with temp.open("x") as f:
+                f.write(text)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(temp, local)
+        finally:
+            temp.unlink(missing_ok=True)
+
+    def list_names(self, folder: ObjectStoragePath, prefix: str) -> list[str]:
+        try:
+            return [name for name in os.listdir(folder.path) if name.startswith(prefix)]
+        except FileNotFoundError:
+            return []
+
+    def delete(self, path: ObjectStoragePath) -> None:
+        Path(path.path).unlink(missing_ok=True)

@@ -6,11 +6,14 @@ Why each step:
   ``CompleteMultipartUpload``; there is no temporary object to rename (S3 has no rename).
 - **Create-only.** Completion and the manifest PUT send ``If-None-Match: *``: of two archivers of one key
   exactly one creates the object; the other gets 412 and verifies what is there. A store that answers 501 to
-  the condition gets the same request without it, after a HEAD (a race window remains; see the README).
+  the condition gets the same request without it, after a HEAD (a race window remains; docs/one-writer.md).
+  The key's lease (``core.lease``) is taken by the same conditional PUT, renewed by a plain PUT of its own
+  object, found by one ListObjectsV2.
 - **Constant memory.** Parts are read from the staging file one at a time, at most ``max_workers`` in flight.
 - **Resumable.** The upload id is kept in the task state store; a retry lists the parts already in the store,
   verifies each against the staged bytes (size, and ``ChecksumSHA256`` or the part's md5 ETag) and sends only
   the rest. A fatal error aborts the upload so no orphaned parts remain; a transient one keeps it for the retry.
+  An upload that vanishes meanwhile (``NoSuchUpload``) is started again, bounded, then left to the task's retry.
 - **Verified.** The staged file's sha256 is recomputed from the bytes read for upload; afterwards ``HeadObject``
   must give the size and the composite ``ChecksumSHA256`` (SHA-256 over the parts' SHA-256s) we computed.
 """
@@ -36,6 +39,8 @@ log = logging.getLogger(__name__)
 STORE = "s3"
 MiB = 1 << 20
 MAX_PARTS = 10_000
+#: new uploads one try starts after its upload vanished (NoSuchUpload) before the error goes to the task's retry
+MAX_RESTARTS = 2
 _TRANSIENT_CODES = {"SlowDown", "RequestTimeout", "RequestTimeTooSkewed", "InternalError", "ServiceUnavailable",
                     "OperationAborted", "ConditionalRequestConflict"}
 _UNSUPPORTED = {"NotImplemented", "InvalidArgument", "InvalidRequest", "UnsupportedArgument"}
@@ -116,6 +121,29 @@ class S3Store:
         args = {"Bucket": path.bucket, "Key": path.key, "Body": text.encode(), "ContentType": "application/json"}
         return self._create(lambda **cond: self.client.put_object(**args, **cond), path)
 
+    def replace_text(self, path: ObjectStoragePath, text: str) -> None:
+        """Overwrite ``path`` (a lease renewal: only its holder writes it)."""
+        try:
+            self.client.put_object(Bucket=path.bucket, Key=path.key, Body=text.encode(),
+                                   ContentType="application/json")
+        except Exception as exc:
+            raise store_error(exc, f"writing {path}") from None
+
+    def list_names(self, folder: ObjectStoragePath, prefix: str) -> list[str]:
+        """Names directly in ``folder`` starting with ``prefix`` (one ListObjectsV2 page: a handful of leases)."""
+        base = folder.key.rstrip("/") + "/"
+        try:
+            page = self.client.list_objects_v2(Bucket=folder.bucket, Prefix=base + prefix)
+        except Exception as exc:
+            raise store_error(exc, f"listing {folder}") from None
+        return [o["Key"][len(base):] for o in page.get("Contents", [])]
+
+    def delete(self, path: ObjectStoragePath) -> None:
+        try:
+            self.client.delete_object(Bucket=path.bucket, Key=path.key)
+        except Exception as exc:
+            raise store_error(exc, f"deleting {path}") from None
+
     def stat(self, target: ObjectStoragePath) -> tuple[int, str] | None:
         """``(size, sha256)`` of the object (streamed back in full), or None when there is none."""
         if self._head(target) is None:
@@ -160,33 +188,68 @@ class S3Store:
 
     # -- the data object ---------------------------------------------------------------------------------
     def put_data(self, file: DownloadedFile, target: ObjectStoragePath) -> bool:
-        """Upload the staged file to ``target`` unless it exists (False); verified in the store when True."""
+        """Upload the staged file to ``target`` unless it exists (False); verified in the store when True.
+
+        An upload that vanishes mid-transfer (``NoSuchUpload``: a lifecycle rule, another process) is started
+        again, at most ``MAX_RESTARTS`` times per try; past that the error is transient, so the task retries.
+        """
         if self._head(target) is not None:
             return False
         state_key = f"archive_upload/{target.bucket}/{target.key}"
         upload_id, part_size, listed = self._resume_or_create(file, target, state_key)
-        try:
-            parts = self._upload_parts(file, target, upload_id, part_size, listed)
-            listing = [{"PartNumber": p.number, "ETag": p.etag, **self._checksum(p)} for p in parts]
-            completed: dict = {}
-            created = self._create(lambda **cond: completed.update(self.client.complete_multipart_upload(
-                Bucket=target.bucket, Key=target.key, UploadId=upload_id, MultipartUpload={"Parts": listing},
-                **cond)), target)
-            if created:
-                created = self._verify(file, target, parts, completed.get("ETag"))
-            else:
-                self._abort(target, upload_id)
-            if not created:
-                log.info("%s was created by another archiver meanwhile; this upload is discarded", target)
-        except TransientProviderError as exc:
-            log.warning("upload %s of %s kept for the retry to resume: %s", upload_id, target, exc)
-            raise
-        except Exception:  # fatal: no orphaned parts. A kill or timeout (BaseException) keeps it for the retry
-            self._abort(target, upload_id)
-            self._forget(state_key)
-            raise
+        restarts = 0
+        while True:
+            try:
+                created = self._upload(file, target, upload_id, part_size, listed)
+                break
+            except FatalProviderError as exc:
+                if exc.code != "NoSuchUpload":
+                    self._give_up(target, upload_id, state_key)
+                    raise
+                if self._head(target) is not None:  # completed after all (a lost answer), or by another writer
+                    self._forget(state_key)
+                    return False
+                restarts += 1
+                if restarts > MAX_RESTARTS:
+                    self._forget(state_key)
+                    raise TransientProviderError(
+                        STORE, f"{exc.provider_message}; {MAX_RESTARTS} new uploads of {target} vanished too",
+                        code="NoSuchUpload", http_status=exc.http_status, request_id=exc.request_id,
+                        hint="check the bucket's lifecycle rules (AbortIncompleteMultipartUpload) and who else "
+                             "aborts uploads under this prefix; the task's retry starts a new upload") from None
+                log.warning("upload %s of %s vanished (%s); starting a new one (%d of at most %d)", upload_id,
+                            target, exc.provider_message, restarts, MAX_RESTARTS)
+                self._abort(target, upload_id)  # our own earlier upload: gone already, unless the store lied
+                upload_id, part_size, listed = *self._new_upload(file, target, state_key), {}
+            except TransientProviderError as exc:
+                log.warning("upload %s of %s kept for the retry to resume: %s", upload_id, target, exc)
+                raise
+            except Exception:  # fatal: no orphaned parts. A kill or timeout (BaseException) keeps it for the retry
+                self._give_up(target, upload_id, state_key)
+                raise
         self._forget(state_key)
         return created
+
+    def _upload(self, file: DownloadedFile, target: ObjectStoragePath, upload_id: str, part_size: int,
+                listed: dict[int, dict]) -> bool:
+        """Send the missing parts and complete (create-only); False when another archiver created it first."""
+        parts = self._upload_parts(file, target, upload_id, part_size, listed)
+        listing = [{"PartNumber": p.number, "ETag": p.etag, **self._checksum(p)} for p in parts]
+        completed: dict = {}
+        created = self._create(lambda **cond: completed.update(self.client.complete_multipart_upload(
+            Bucket=target.bucket, Key=target.key, UploadId=upload_id, MultipartUpload={"Parts": listing},
+            **cond)), target)
+        if created:
+            created = self._verify(file, target, parts, completed.get("ETag"))
+        else:
+            self._abort(target, upload_id)
+        if not created:
+            log.info("%s was created by another archiver meanwhile; this upload is discarded", target)
+        return created
+
+    def _give_up(self, target: ObjectStoragePath, upload_id: str, state_key: str) -> None:
+        self._abort(target, upload_id)
+        self._forget(state_key)
 
     def _resume_or_create(self, file: DownloadedFile, target: ObjectStoragePath,
                           state_key: str) -> tuple[str, int, dict[int, dict]]:
@@ -206,6 +269,10 @@ class S3Store:
         elif saved:
             log.info("the staged file is not the one upload %s was for; aborting it", saved["upload_id"])
             self._abort(target, saved["upload_id"])
+        return (*self._new_upload(file, target, state_key), {})
+
+    def _new_upload(self, file: DownloadedFile, target: ObjectStoragePath, state_key: str) -> tuple[str, int]:
+        """A new multipart upload, its id kept in the task state store at once."""
         part_size = max(self.part_size, -(-file.size // MAX_PARTS))
         upload_id = self._create_upload(target)
         if self.state is not None:
@@ -215,7 +282,7 @@ class S3Store:
                      "checksums": self.checksums}
             self.state.set(state_key, value, retention=NEVER_EXPIRE)
         log.info("multipart upload %s of %s (%d bytes, %d MiB parts)", upload_id, target, file.size, part_size // MiB)
-        return upload_id, part_size, {}
+        return upload_id, part_size
 
     def _create_upload(self, target: ObjectStoragePath) -> str:
         """With SHA-256 part checksums; without, on a store that refuses them (then parts are checked by md5)."""

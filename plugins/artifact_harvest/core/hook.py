@@ -1,7 +1,8 @@
 """Base hook: one ``ApiClient`` built from the Airflow connection, shared by sync and async methods.
 
 Subclasses decide which connection fields become which headers (``build_client``); nothing else from the
-connection's extra is sent, unlike HttpHook, which turns every unknown extra into a header.
+connection's extra is sent, unlike HttpHook, which turns every unknown extra into a header. Every client gets
+the connection's shared pace (extra field ``rate_limit_rps``, ``core.pace``) and its connection pool key.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from airflow.sdk import BaseHook
 
 from artifact_harvest.core.errors import FatalProviderError
 from artifact_harvest.core.http import ApiClient, RetryRule
+from artifact_harvest.core.pace import FIELD as RATE_FIELD
+from artifact_harvest.core.pace import pace_for
 
 
 class ProviderHook(BaseHook):
@@ -42,14 +45,22 @@ class ProviderHook(BaseHook):
     def client(self) -> ApiClient:
         if self._client is None:
             conn = self.get_connection(self.conn_id)
-            self._client = self.build_client(conn, conn.extra_dejson)
+            extra = conn.extra_dejson
+            self._client = self._paced(self.build_client(conn, extra), extra)
         return self._client
 
     async def aclient(self) -> ApiClient:
         if self._client is None:
             conn = await self.aget_connection(self.conn_id)
-            self._client = self.build_client(conn, await conn.aextra_dejson())
+            extra = await conn.aextra_dejson()
+            self._client = self._paced(self.build_client(conn, extra), extra)
         return self._client
+
+    def _paced(self, client: ApiClient, extra: dict[str, Any]) -> ApiClient:
+        """The connection's shared pace and pool key on the client the provider built."""
+        client.pace = pace_for(self.provider, self.conn_id, extra.get(RATE_FIELD))
+        client.pool_key = f"{self.provider}:{self.conn_id}"
+        return client
 
     def get_conn(self) -> ApiClient:
         return self.client

@@ -13,6 +13,13 @@ after sending, any bare 5xx including 503, a provider's server-error code) leave
 :attr:`Call.resendable` call (reads, Describe, stop) is retried as before; any other call (create, start:
 paid work) raises :class:`SubmissionInDoubt` instead, and the caller looks the job up
 (``core.idempotency``) rather than paying twice. docs/resend-rule.md has the table and the reasons.
+
+**Pace and pool** (docs/pacing.md): with a ``pace`` (``core.pace``, set by the hook) every attempt first
+waits for a slot of the connection's shared bucket; a rate-limit answer slows the bucket, and inside a wait
+(``core.pace.wait_deadline``) it is retried when the pace allows, without using up an attempt, until the
+wait's deadline. Async resendable calls share one keep-alive session per ``pool_key`` and event loop
+(``core.pool``); a create or start still gets a connection of its own, so a pooled connection the server
+closed meanwhile can never put paid work in doubt.
 Hooks own their headers: nothing from a connection's extra is ever sent unless the hook puts it there.
 """
 
@@ -38,6 +45,7 @@ import requests.adapters
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
+from artifact_harvest.core import pool
 from artifact_harvest.core.errors import (
     FatalProviderError,
     MalformedResponseError,
@@ -45,6 +53,7 @@ from artifact_harvest.core.errors import (
     SubmissionInDoubt,
     TransientProviderError,
 )
+from artifact_harvest.core.pace import Pace, PaceRefusal, current_deadline, is_rate_limited
 
 log = logging.getLogger(__name__)
 
@@ -326,6 +335,8 @@ class ApiClient:
         retry: RetryRule | None = None,
         verify: bool = True,
         redactor: Redactor | None = None,
+        pace: Pace | None = None,
+        pool_key: str | None = None,
     ) -> None:
         if not base_url.startswith(("http://", "https://")):
             raise FatalProviderError(provider, f"base URL must be http(s), got {base_url!r}")
@@ -339,6 +350,10 @@ class ApiClient:
         self.retry = retry or RetryRule()
         self.verify = verify
         self.redact = redactor or Redactor()
+        #: the connection's shared bucket (``core.pace``); None: unpaced
+        self.pace = pace
+        #: which shared aiohttp session async resendable calls use (``core.pool``)
+        self.pool_key = pool_key or f"{provider}:{self.base_url}"
         self._session: requests.Session | None = None
 
     # -- one attempt -------------------------------------------------------------------------------
@@ -390,6 +405,52 @@ class ApiClient:
         )
         return delay
 
+    # -- pace --------------------------------------------------------------------------------------
+    def _past_deadline(self, wait: float) -> float | None:
+        """Seconds left to the wait's deadline when the pace's slot (``wait`` from now) falls after it."""
+        deadline = current_deadline()
+        if deadline is None or time.time() + wait <= deadline:
+            return None
+        return max(deadline - time.time(), 0.0)
+
+    def _no_slot(self, call: Call) -> PaceRefusal:
+        return PaceRefusal(self.provider, f"{call.method} {call.path}: the connection's pace allows no request "
+                                          "before the wait's deadline")
+
+    def _retry_refusal(self, error: TransientProviderError) -> float | None:
+        """For a rate-limit answer inside a wait: seconds to sleep before trying again without using up an
+        attempt (0 when a pace spaces the tries), or None when the retry rule decides as for any error."""
+        deadline = current_deadline()
+        if deadline is None or not is_rate_limited(error):
+            return None
+        if time.time() >= deadline:
+            raise error
+        if self.pace is not None:
+            return 0.0
+        return min(self.retry.delay(1, error.retry_after), max(deadline - time.time(), 0.0))
+
+    def _take_slot(self, call: Call) -> None:
+        if self.pace is None:
+            return
+        wait = self.pace.reserve()
+        left = self._past_deadline(wait)
+        if left is not None:
+            time.sleep(left)
+            raise self._no_slot(call)
+        if wait > 0:
+            time.sleep(wait)
+
+    async def _atake_slot(self, call: Call) -> None:
+        if self.pace is None:
+            return
+        wait = await self.pace.areserve()
+        left = self._past_deadline(wait)
+        if left is not None:
+            await asyncio.sleep(left)
+            raise self._no_slot(call)
+        if wait > 0:
+            await asyncio.sleep(wait)
+
     # -- sync --------------------------------------------------------------------------------------
     @property
     def session(self) -> requests.Session:
@@ -402,7 +463,9 @@ class ApiClient:
 
     def send(self, call: Call, *, headers: Mapping[str, str] | None = None) -> Any:
         """Send one logical call; resend what the retry rule allows; return what ``parse`` returns."""
-        for attempt in range(1, self.retry.attempts + 1):
+        attempt = 0
+        while True:
+            self._take_slot(call)
             url, all_headers, body, request_id = self._prepare(call.method, call.path, call.params, call.json, headers)
             try:
                 with _watch_wire() as wire:
@@ -413,13 +476,22 @@ class ApiClient:
                 answer = ApiResponse(
                     self.provider, call.method, call.path, resp.status_code, resp.headers, resp.content, request_id
                 )
-                return self.parse(answer)
+                result = self.parse(answer)
             except requests.RequestException as exc:
                 error = self._transport_error(call, exc, request_id, sent=wire.sent)
             except TransientProviderError as exc:
                 error = exc
-            time.sleep(self._next_delay(call, attempt, error))
-        raise AssertionError("unreachable")  # pragma: no cover
+            else:
+                if self.pace is not None:
+                    self.pace.ok()
+                return result
+            if self.pace is not None and is_rate_limited(error):
+                self.pace.refused(error.retry_after)
+            pause = self._retry_refusal(error)
+            if pause is None:
+                attempt += 1
+                pause = self._next_delay(call, attempt, error)
+            time.sleep(pause)
 
     def call(self, method: str, path: str, *, params: Mapping[str, Any] | None = None, json: Any = None,
              headers: Mapping[str, str] | None = None, resendable: bool | None = None) -> Any:
@@ -431,27 +503,43 @@ class ApiClient:
         """Async twin of :meth:`send`, for triggers: never blocks the event loop."""
         connect, read = self.timeout
         timeout = aiohttp.ClientTimeout(total=connect + read, connect=connect, sock_read=read)
-        async with aiohttp.ClientSession(timeout=timeout, trust_env=False) as session:
-            for attempt in range(1, self.retry.attempts + 1):
-                url, all_headers, body, request_id = self._prepare(
-                    call.method, call.path, call.params, call.json, headers
-                )
-                try:
-                    async with session.request(
-                        call.method, url, data=body, headers=all_headers, ssl=None if self.verify else False,
-                        allow_redirects=False,
-                    ) as resp:
-                        content = await resp.read()
-                        answer = ApiResponse(
-                            self.provider, call.method, call.path, resp.status, resp.headers, content, request_id
-                        )
-                    return self.parse(answer)
-                except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
-                    error = self._transport_error(call, exc, request_id)
-                except TransientProviderError as exc:
-                    error = exc
-                await asyncio.sleep(self._next_delay(call, attempt, error))
-        raise AssertionError("unreachable")  # pragma: no cover
+        if call.resendable:
+            async with pool.session(self.pool_key) as shared:
+                return await self._asend(shared, call, headers, timeout)
+        async with aiohttp.ClientSession(trust_env=False) as own:
+            return await self._asend(own, call, headers, timeout)
+
+    async def _asend(self, session: aiohttp.ClientSession, call: Call, headers: Mapping[str, str] | None,
+                     timeout: aiohttp.ClientTimeout) -> Any:
+        attempt = 0
+        while True:
+            await self._atake_slot(call)
+            url, all_headers, body, request_id = self._prepare(call.method, call.path, call.params, call.json, headers)
+            try:
+                async with session.request(
+                    call.method, url, data=body, headers=all_headers, ssl=None if self.verify else False,
+                    allow_redirects=False, timeout=timeout,
+                ) as resp:
+                    content = await resp.read()
+                    answer = ApiResponse(
+                        self.provider, call.method, call.path, resp.status, resp.headers, content, request_id
+                    )
+                result = self.parse(answer)
+            except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+                error = self._transport_error(call, exc, request_id)
+            except TransientProviderError as exc:
+                error = exc
+            else:
+                if self.pace is not None:
+                    await self.pace.aok()
+                return result
+            if self.pace is not None and is_rate_limited(error):
+                await self.pace.arefused(error.retry_after)
+            pause = self._retry_refusal(error)
+            if pause is None:
+                attempt += 1
+                pause = self._next_delay(call, attempt, error)
+            await asyncio.sleep(pause)
 
     async def acall(self, method: str, path: str, *, params: Mapping[str, Any] | None = None, json: Any = None,
                     headers: Mapping[str, str] | None = None, resendable: bool | None = None) -> Any:

@@ -4,9 +4,10 @@ Every task of a download operator has the provider's Asset as outlet, mapped one
 for plain tasks and ``partial()`` for mapped ones (a mapped task's outlets are fixed by ``partial()``, before
 any ``__init__`` runs), so each archived artifact gives exactly one Asset event.
 
-When the artifact is already archived (a re-run, a backfill of the same key) nothing is downloaded; the task
-still succeeds and Airflow still emits the outlet's event (a successful task with outlets always does), so
-its extra carries the existing manifest plus ``"already_archived": true`` for consumers that deduplicate.
+When the artifact is already archived (a re-run, a backfill of the same key, a run on another host that
+waited for the key's lease) nothing is downloaded; the task still succeeds and Airflow still emits the
+outlet's event (a successful task with outlets always does), so its extra carries the existing manifest
+plus ``"already_archived": true`` for consumers that deduplicate. So does a run that lost the final write.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from airflow.sdk import BaseOperator, Context
 from artifact_harvest.core.archive import Archiver, archive_root, staging_dir
 from artifact_harvest.core.assets import ArtifactDetailLink, asset_for
 from artifact_harvest.core.download import DownloadedFile, Downloader, RemoteFile
+from artifact_harvest.core.lease import owner_of
 
 log = logging.getLogger(__name__)
 
@@ -49,28 +51,50 @@ def download_and_archive(
     skip_if_archived: bool = True,
     verify_tls: bool = True,
 ) -> dict:
-    """The whole step for TaskFlow tasks and the operator alike; returns the manifest (no URL in it)."""
+    """The whole step for TaskFlow tasks and the operator alike; returns the manifest (no URL in it).
+
+    One writer per key across hosts: the key's lease in the archive store (``core.lease``) is held around
+    download and archive; a run that waits for it finds the archive afterwards and downloads nothing. Only the
+    run that wrote the manifest emits the event without ``already_archived``.
+    """
     archiver = Archiver(archive_root(), state=context.get("task_state_store"))  # an S3 upload resumes from it
+    if skip_if_archived and (existing := archiver.manifest(provider, artifact_key)) is not None:
+        return _already(provider, artifact_key, existing, context)
     downloader = Downloader(staging_dir(), provider=provider, verify_tls=verify_tls)
-    with downloader.key_lock(artifact_key):  # one writer per key: a concurrent run waits, then finds the archive
-        if skip_if_archived and (existing := archiver.manifest(provider, artifact_key)) is not None:
-            log.info("[%s] %s is already archived at %s; skipping the download", provider, artifact_key, existing["path"])
-            _emit(provider, context, {**existing, "already_archived": True})
-            return existing
-        downloaded = downloader.download(fresh_url, key=artifact_key)
-        dag_id, run_id = _run_ids(context)
-        manifest = archiver.archive(
-            downloaded,
-            provider=provider,
-            artifact_key=artifact_key,
-            source=dict(source or {}),
-            dag_id=dag_id,
-            run_id=run_id,
-            extra=extra_fn(downloaded, context) if extra_fn else {},
-        )
-        downloader.release(downloaded)
-    _emit(provider, context, manifest)
-    return manifest
+    lease = archiver.lease(provider, artifact_key, owner=owner_of(context),
+                           is_done=lambda: skip_if_archived and archiver.is_archived(provider, artifact_key))
+    if not lease.acquire():  # another worker archived it while we waited
+        return _already(provider, artifact_key, archiver.manifest(provider, artifact_key) or {}, context)
+    archived = False
+    try:
+        with downloader.key_lock(artifact_key):  # staged files on this host: one writer (the lease is across hosts)
+            if skip_if_archived and (existing := archiver.manifest(provider, artifact_key)) is not None:
+                archived = True
+                return _already(provider, artifact_key, existing, context)
+            downloaded = downloader.download(fresh_url, key=artifact_key)
+            lease.check()  # taken over while we downloaded: leave the archive to the new holder
+            dag_id, run_id = _run_ids(context)
+            outcome = archiver.put(
+                downloaded,
+                provider=provider,
+                artifact_key=artifact_key,
+                source=dict(source or {}),
+                dag_id=dag_id,
+                run_id=run_id,
+                extra=extra_fn(downloaded, context) if extra_fn else {},
+            )
+            archived = True
+            downloader.release(downloaded)
+    finally:
+        lease.release(archived)
+    _emit(provider, context, outcome.manifest if outcome.created else {**outcome.manifest, "already_archived": True})
+    return outcome.manifest
+
+
+def _already(provider: str, artifact_key: str, existing: dict, context: Any) -> dict:
+    log.info("[%s] %s is already archived at %s; skipping the download", provider, artifact_key, existing.get("path"))
+    _emit(provider, context, {**existing, "already_archived": True})
+    return existing
 
 
 class DownloadAndArchiveOperator(BaseOperator):

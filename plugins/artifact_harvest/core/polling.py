@@ -18,7 +18,9 @@ import aiohttp
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
+from artifact_harvest.core import pool
 from artifact_harvest.core.errors import ProviderError, TransientProviderError
+from artifact_harvest.core.pace import is_rate_limited, wait_deadline
 
 
 class Phase(str, Enum):
@@ -56,6 +58,10 @@ class PollingTrigger(BaseTrigger):
     a fatal error, so unknown codes and malformed answers reach Airflow's task retries, as in poke mode). The deadline is wall-clock (``time.time()``) because a trigger can be resumed
     in another triggerer process after a restart. Subclasses implement :meth:`poll` (GET-only, async) and
     :meth:`poll_kwargs` (their own constructor arguments, JSON primitives).
+
+    A rate-limit refusal (``core.pace.is_rate_limited``) never counts toward ``max_transient_errors``: the
+    client retries it when the connection's pace allows, until ``end_time``. The trigger holds its
+    connections' shared HTTP sessions (``core.pool``) until it ends.
     """
 
     def __init__(
@@ -88,17 +94,26 @@ class PollingTrigger(BaseTrigger):
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
+        async with pool.trigger_scope():
+            with wait_deadline(self.end_time):
+                async for event in self._run():
+                    yield event
+
+    async def _run(self) -> AsyncIterator[TriggerEvent]:
         consecutive_errors = 0
         while True:
             try:
                 result = await self.poll()
             except TransientProviderError as exc:
-                consecutive_errors += 1
-                if consecutive_errors > self.max_transient_errors:
-                    yield self._event("error", f"{consecutive_errors} transient errors in a row; last: {exc}",
-                                      retryable=True, code=exc.code)
-                    return
-                self.log.warning("transient error %d/%d: %s", consecutive_errors, self.max_transient_errors, exc)
+                if is_rate_limited(exc):  # reaches here only at the deadline: the client retries until then
+                    self.log.info("refused for the provider's rate (not counted as an error): %s", exc)
+                else:
+                    consecutive_errors += 1
+                    if consecutive_errors > self.max_transient_errors:
+                        yield self._event("error", f"{consecutive_errors} transient errors in a row; last: {exc}",
+                                          retryable=True, code=exc.code)
+                        return
+                    self.log.warning("transient error %d/%d: %s", consecutive_errors, self.max_transient_errors, exc)
             except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:  # pragma: no cover - hooks wrap these
                 consecutive_errors += 1
                 if consecutive_errors > self.max_transient_errors:

@@ -33,14 +33,14 @@ _bearer = HTTPBearer(auto_error=False)
 class Problem(Exception):
     """An error the page shows as is: what happened and what to do."""
 
-    def __init__(self, status: int, detail: str, hint: str = "") -> None:
+    def __init__(self, status: int, detail: str, hint: str = "", headers: dict[str, str] | None = None) -> None:
         super().__init__(detail)
-        self.status, self.detail, self.hint = status, detail, hint
+        self.status, self.detail, self.hint, self.headers = status, detail, hint, headers
 
 
 @app.exception_handler(Problem)
 async def _problem(_request: Request, exc: Problem) -> JSONResponse:
-    return JSONResponse({"detail": exc.detail, "hint": exc.hint}, status_code=exc.status)
+    return JSONResponse({"detail": exc.detail, "hint": exc.hint}, status_code=exc.status, headers=exc.headers)
 
 
 def _readable_dag_ids(user: BaseUser) -> set[str]:
@@ -167,11 +167,22 @@ def download(user: GetUserDep, provider: str, key: str) -> StreamingResponse:
     return StreamingResponse(store.stream(stored), media_type="application/octet-stream", headers=headers)
 
 
+#: seconds a client told 429 waits before asking again
+VERIFY_RETRY_AFTER = 10
+
+
 @app.post("/api/artifacts/{provider}/{key}/verify", status_code=202)
 def verify(user: GetUserDep, provider: str, key: str) -> dict[str, Any]:
-    """Start re-hashing the stored bytes against the manifest; poll ``/api/verify/<job_id>``."""
+    """Start re-hashing the stored bytes against the manifest, or join the run already going for this
+    artifact (``joined``); poll ``/api/verify/<job_id>``. 429 with Retry-After when the host's
+    ``verify_concurrency`` slots are all hashing."""
     event = _indexed(user, provider, key)
-    return store.start_verify(_stored(provider, key, event), event.source_dag_id)
+    try:
+        job, started = store.start_verify(_stored(provider, key, event), event.source_dag_id)
+    except store.VerifyBusy as exc:
+        raise Problem(429, str(exc), "try again when one finishes: Verify re-reads the whole file, so each "
+                      "takes as long as reading it from the store", {"Retry-After": str(VERIFY_RETRY_AFTER)}) from None
+    return {**job, "joined": not started}
 
 
 @app.get("/api/verify/{job_id}")

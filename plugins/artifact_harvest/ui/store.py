@@ -6,6 +6,7 @@ provider and key, the file name from the manifest in that folder.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -14,6 +15,7 @@ import tempfile
 import threading
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -128,17 +130,88 @@ def read_job(job_id: str) -> dict[str, Any] | None:
     return json.loads(path.read_text()) if path.exists() else None
 
 
-def start_verify(artifact: StoredArtifact, dag_id: str) -> dict[str, Any]:
-    """Re-hash the stored file on a background thread; progress is written as it goes."""
-    job = {
-        "job_id": uuid.uuid4().hex, "state": "running", "dag_id": dag_id,
-        "provider": artifact.manifest.get("provider"), "artifact_key": artifact.manifest.get("artifact_key"),
-        "bytes_done": 0, "size_bytes": artifact.size, "expected_sha256": artifact.manifest.get("sha256"),
-        "actual_sha256": None, "ok": None, "error": None,
-    }
-    _write_job(job)
-    threading.Thread(target=_verify, args=(artifact, dict(job)), name=f"verify-{job['job_id']}", daemon=True).start()
-    return job
+class VerifyBusy(Exception):
+    """Every verification slot of this host is taken; ``limit`` is ``[artifact_harvest] verify_concurrency``."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        super().__init__(f"{limit} verification(s) already run on this API server, its limit "
+                         "([artifact_harvest] verify_concurrency)")
+
+
+def verify_concurrency() -> int:
+    """How many verifications may hash at once on one host (``[artifact_harvest] verify_concurrency``, default 2)."""
+    from airflow.configuration import conf
+
+    return max(1, conf.getint("artifact_harvest", "verify_concurrency", fallback=2))
+
+
+def start_verify(artifact: StoredArtifact, dag_id: str) -> tuple[dict[str, Any], bool]:
+    """``(job, started)``: a new re-hash on a background thread, or the one already running for this artifact
+    (``started`` False). At most one per artifact and ``verify_concurrency()`` in all on this host, across
+    every API server process: each running job holds an flock on its artifact's file and on one slot file,
+    which the OS drops if the process dies. Raises :class:`VerifyBusy` when no slot is free."""
+    folder, provider, key = _jobs_dir(), artifact.manifest.get("provider"), artifact.manifest.get("artifact_key")
+    name = hashlib.sha256(f"{provider}/{key}".encode()).hexdigest()[:32]
+    with _admission(folder):
+        mine = _try_lock(folder / f"artifact-{name}.lock")
+        if mine is None:
+            running = read_job((folder / f"artifact-{name}.lock").read_text().strip())
+            if running is not None and running["state"] == "running":
+                return running, False
+            raise VerifyBusy(verify_concurrency())  # its job file is gone: treat as busy, never hash twice
+        limit = verify_concurrency()
+        slot = next((fd for fd in (_try_lock(folder / f"slot-{i}.lock") for i in range(limit)) if fd is not None),
+                    None)
+        if slot is None:
+            os.close(mine)
+            raise VerifyBusy(limit)
+        job = {
+            "job_id": uuid.uuid4().hex, "state": "running", "dag_id": dag_id, "provider": provider,
+            "artifact_key": key, "bytes_done": 0, "size_bytes": artifact.size,
+            "expected_sha256": artifact.manifest.get("sha256"), "actual_sha256": None, "ok": None, "error": None,
+        }
+        try:
+            _write_job(job)
+            os.ftruncate(mine, 0)
+            os.pwrite(mine, job["job_id"].encode(), 0)
+            threading.Thread(target=_verify_holding, args=(artifact, dict(job), (mine, slot)),
+                             name=f"verify-{job['job_id']}", daemon=True).start()
+        except BaseException:
+            os.close(mine)
+            os.close(slot)
+            raise
+    return job, True
+
+
+@contextmanager
+def _admission(folder: Path) -> Iterator[None]:
+    """One admission decision at a time on this host (held for milliseconds, never while hashing)."""
+    fd = os.open(folder / "admission.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _try_lock(path: Path) -> int | None:
+    """An open descriptor holding an exclusive flock on ``path``, or None when another holder has it."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return fd
+    except BlockingIOError:
+        os.close(fd)
+        return None
+
+
+def _verify_holding(artifact: StoredArtifact, job: dict[str, Any], locks: tuple[int, ...]) -> None:
+    try:
+        _verify(artifact, job)
+    finally:
+        for fd in locks:
+            os.close(fd)
 
 
 def _verify(artifact: StoredArtifact, job: dict[str, Any], report_every: int = 64 * CHUNK) -> None:
