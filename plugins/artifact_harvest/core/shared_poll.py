@@ -2,8 +2,8 @@
 
 Every wait joins the keys it reads (``async with shared_polls().joined(key, ...)`` for its whole life; a key
 names a connection and a remote id, e.g. ``("minimax", conn_id, "video", task_id)``) and asks for an answer
-with ``await shared_polls().get(key, fetch, max_age)``: an answer whose fetch started less than ``max_age``
-seconds ago is reused, a fetch in flight is awaited, otherwise the caller fetches for everyone. Errors are
+with ``await shared_polls().get(key, fetch, max_age)``: an answer that came less than ``max_age`` seconds
+ago is reused, a fetch in flight is awaited, otherwise the caller fetches for everyone. Errors are
 shared the same way, so each wait still counts them and decides on its own; each wait keeps its own deadline
 and yields its own single event. A key's entry goes when its last wait leaves. The registry is per event loop
 (the triggerer runs every trigger on one loop); ``[artifact_harvest] shared_polls = False`` turns sharing off
@@ -44,8 +44,8 @@ class _LeaderGone(Exception):
 class _Entry:
     waits: int = 0
     pending: asyncio.Future[Any] | None = None
-    #: monotonic time the last finished fetch started (None: nothing fetched yet)
-    started: float | None = None
+    #: ``time.monotonic()`` when the last answer (or error) came (None: nothing fetched yet)
+    answered: float | None = None
     value: Any = None
     error: BaseException | None = None
     #: waits now awaiting the fetch in flight
@@ -85,10 +85,10 @@ class SharedPolls:
         entry = self._entries.get(key)
         return entry.value if entry and entry.error is None else None
 
-    def started(self, key: Key) -> float | None:
-        """When (``time.monotonic()``) the fetch behind ``key``'s current answer started."""
+    def answered(self, key: Key) -> float | None:
+        """When (``time.monotonic()``) ``key``'s current answer came; None without one."""
         entry = self._entries.get(key)
-        return entry.started if entry else None
+        return entry.answered if entry else None
 
     @asynccontextmanager
     async def joined(self, *keys: Key) -> AsyncIterator[None]:
@@ -110,7 +110,7 @@ class SharedPolls:
                     del self._entries[key]
 
     async def get(self, key: Key, fetch: Callable[[], Awaitable[T]], max_age: float) -> T:
-        """The answer for ``key``: reused if its fetch started under ``max_age`` s ago, else fetched once for all.
+        """The answer for ``key``: reused if it came under ``max_age`` s ago, else fetched once for all.
 
         The fetch runs in the calling wait's own task (its context, its deadline); if that wait is cancelled
         mid-fetch, a waiting one fetches instead. Without a joined entry (sharing off) this is just ``fetch()``.
@@ -127,7 +127,7 @@ class SharedPolls:
                     continue
                 finally:
                     entry.awaiting -= 1
-            if entry.started is not None and time.monotonic() - entry.started < max_age:
+            if entry.answered is not None and time.monotonic() - entry.answered < max_age:
                 return entry.answer()
             return await self._fetch(entry, fetch)
 
@@ -135,18 +135,17 @@ class SharedPolls:
     async def _fetch(entry: _Entry, fetch: Callable[[], Awaitable[T]]) -> T:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         entry.pending = future
-        started = time.monotonic()
         try:
             value = await fetch()
         except Exception as exc:
-            entry.started, entry.value, entry.error = started, None, exc
+            entry.answered, entry.value, entry.error = time.monotonic(), None, exc
             future.set_exception(exc)
             raise
         except BaseException:  # cancelled: nothing learnt, someone else fetches
             future.set_exception(_LeaderGone())
             raise
         else:
-            entry.started, entry.value, entry.error = started, value, None
+            entry.answered, entry.value, entry.error = time.monotonic(), value, None
             future.set_result(value)
             return value
         finally:
@@ -170,8 +169,9 @@ def shared_polls() -> SharedPolls:
 class SharedPollTrigger(PollingTrigger):
     """A :class:`PollingTrigger` whose waits join :meth:`poll_keys` for their whole run.
 
-    Subclasses read through :meth:`shared` (``poll_interval`` is the answer's allowed age). Serialization is
-    unchanged: nothing about sharing is stored with the trigger.
+    Subclasses read through :meth:`shared` (``poll_interval`` is the answer's allowed age); the next poll
+    comes one interval after the answer came. Serialization is unchanged: nothing about sharing is
+    stored with the trigger.
     """
 
     def poll_keys(self) -> tuple[Key, ...]:
@@ -182,5 +182,18 @@ class SharedPollTrigger(PollingTrigger):
             async for event in super().run():
                 yield event
 
+    _answered: float | None = None
+
     async def shared(self, key: Key, fetch: Callable[[], Awaitable[T]]) -> T:
-        return await shared_polls().get(key, fetch, self.poll_interval)
+        polls = shared_polls()
+        try:
+            return await polls.get(key, fetch, self.poll_interval)
+        finally:
+            self._answered = polls.answered(key)
+
+    def next_poll_in(self) -> float:
+        """One interval after the last answer came, so waits sharing it poll together next time (and find a
+        fresh answer, not one up to an interval old); calls for one key stay at least an interval apart."""
+        if self._answered is None:
+            return self.poll_interval
+        return max(0.0, self._answered + self.poll_interval - time.monotonic())
