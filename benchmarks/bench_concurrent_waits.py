@@ -38,7 +38,8 @@ asyncio loop in one child process, as the triggerer runs them; no Airflow DB or 
 the emulator process, once with ``[artifact_harvest] shared_polls = False`` (before: one poll per wait) and
 once with it on (after: one walk of the running list per interval plus a detail call per model off the
 list), ``--rounds`` times each, interleaved. Models are listed (running) for ``--shared-wait`` s, then zip
-for as long, then are ready. Per run: status requests per interval window, each window against its bound
+for as long, then are ready. The connection is unpaced and the emulator does not limit (so both modes poll at
+the interval and differ only in what they send) unless ``--shared-rps`` sets both. Per run: status requests per interval window, each window against its bound
 (running-list pages in it + models off the list and still waited for), rate-limit refusals and TCP
 connections (the emulator's ``/_emulator/rates`` when it has that route), poll lag (event time minus the
 model's ready time) p50/p95 against the interval, the child's peak RSS and CPU seconds. Trigger log lines
@@ -342,7 +343,9 @@ def shared_run(emulator: Emulator, n: int, shared: bool, args: argparse.Namespac
 
     control = EmulatorControl(emulator.url)
     control.reset()
-    emulator.configure(polls_per_stage=0, stage_seconds=1e9)  # all queued (listed) until the clock is set
+    emulator.configure(polls_per_stage=0, stage_seconds=1e9,  # all queued (listed) until the clock is set
+                       flighthub2_page_size=args.page_size,
+                       rate_limits={"flighthub2": {"rps": args.shared_rps}} if args.shared_rps else {})
     emulator.resource = emulator._resource()
     uuids = emulator.start_models(n)
     created = emulator.created()
@@ -429,6 +432,11 @@ def run_shared_polls(args: argparse.Namespace, env: dict[str, str]) -> dict:
 
     emulator = Emulator(1e9, OUT.with_name("emulator_shared.log"))
     env = {**env, **connection_env(emulator.url)}
+    # the connection's pace (docs/pacing.md): --shared-rps, else far above any load here, so both modes poll at
+    # the interval and differ only in what they send
+    conn = json.loads(env["AIRFLOW_CONN_FLIGHTHUB2_DEFAULT"])
+    conn["extra"] = {**(conn.get("extra") or {}), "rate_limit_rps": args.shared_rps or 1e6}
+    env["AIRFLOW_CONN_FLIGHTHUB2_DEFAULT"] = json.dumps(conn)
     runs = []
     try:
         for n in sizes:
@@ -442,6 +450,7 @@ def run_shared_polls(args: argparse.Namespace, env: dict[str, str]) -> dict:
     finally:
         emulator.stop()
     results = {"interval_s": args.shared_interval, "wait_s": args.shared_wait, "rounds": args.rounds,
+               "page_size": args.page_size, "rps": args.shared_rps or "unpaced (1e6/s), emulator not limiting",
                "how": "in-process triggers on one asyncio loop in one child process (not the triggerer daemon)",
                "runs": runs}
     print_shared(results)
@@ -458,7 +467,8 @@ def _spread(values: list[float], fmt: str) -> str:
 
 def print_shared(results: dict) -> None:
     print(f"\nshared polls: FlightHub 2 model waits of one connection, {results['how']}; poll every "
-          f"{results['interval_s']:g} s; median (min-max) over {results['rounds']} round(s)")
+          f"{results['interval_s']:g} s; running list page size {results['page_size']}; pace and emulator limit: "
+          f"{results['rps']}; median (min-max) over {results['rounds']} round(s)")
     header = ("N", "mode", "req/interval all running", "max req/bound", "requests", "refusals", "conns", "lag p50 s", "lag p95 s",
               "RSS MB", "CPU-s", "all ok")
     rows = []
@@ -505,6 +515,11 @@ def main() -> int:
     parser.add_argument("--shared-wait", type=float, default=20.0,
                         help="seconds the models stay in the running list in the shared-polls part (then zip as long)")
     parser.add_argument("--rounds", type=int, default=3, help="rounds of each shared-polls mode (the spread)")
+    parser.add_argument("--shared-rps", type=float, default=None,
+                        help="the connection's rate_limit_rps and the emulator's enforced FlightHub 2 limit in the "
+                             "shared-polls part (default: unpaced and unlimited, to compare what each mode sends)")
+    parser.add_argument("--page-size", type=int, default=10,
+                        help="the emulator's page size of the running list (FlightHub 2 documents none)")
     args = parser.parse_args()
     if args.only == "shared":
         return main_shared(args)
