@@ -4,7 +4,7 @@ at most once per interval, every wait succeeds, and with the emulator enforcing 
 (MiniMax's documented 10/s, FlightHub 2 at the pace's default 5/s) under 1 % of the requests are refused.
 
 The module starts its own stack (its DAG folder holds only the small DAG below: mapped sensors, no
-downloads). The emulator's clock is held (every job queued, every model listed) until all 60 waits are
+downloads; the pace shared through Redis). The emulator's clock is held (every job queued, every model listed) until all 60 waits are
 deferred and the triggerer has walked the list a few times; then it runs, the models leave the list one
 stage later and finish two stages after that.
 """
@@ -47,9 +47,19 @@ with DAG("{DAG_ID}", schedule=None, start_date=datetime(2026, 1, 1), catchup=Fal
 
 @pytest.fixture(scope="module")
 def stack(request, emulator, stack_starter, tmp_path_factory):
+    """Its own stack: this DAG folder, and one pace per connection for every process (Redis, a DB of its own),
+    as the compose file configures it (workers' first checks and the triggerer's polls share one budget)."""
+    from tests.distributed.conftest import _claim_redis_db, _flush_redis_db
+
     dags = tmp_path_factory.mktemp("many_waits_dags")
     (dags / "many_waits.py").write_text(DAG)
-    yield from stack_starter(request, emulator, {"AIRFLOW__CORE__DAGS_FOLDER": str(dags)})
+    pace_db = _claim_redis_db(f"many_waits_pace_{dags.name}")
+    try:
+        yield from stack_starter(request, emulator, {
+            "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
+            "AIRFLOW__ARTIFACT_HARVEST__RATE_LIMIT_URL": f"redis://127.0.0.1:6379/{pace_db}"})
+    finally:
+        _flush_redis_db(pace_db)
 
 
 def walks(sent: list[dict]) -> list[list[dict]]:
