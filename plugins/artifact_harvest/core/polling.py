@@ -138,7 +138,11 @@ class PollingTrigger(BaseTrigger):
             if remaining <= 0:
                 yield self._event("timeout", f"not ready before the deadline ({self.describe()})")
                 return
-            await asyncio.sleep(min(self.poll_interval, remaining))
+            await asyncio.sleep(min(self.next_poll_in(), remaining))
+
+    def next_poll_in(self) -> float:
+        """Seconds from now to the next poll: ``poll_interval`` (shared polls align waits to their answer's age)."""
+        return self.poll_interval
 
     def describe(self) -> str:
         """What is being waited for, for messages (override to name the remote id)."""

@@ -226,6 +226,21 @@ class FlightHub2Hook(ProviderHook):
             seen.update(str(m.get("model_uuid")) for m in fresh)
             page += 1
 
+    async def arunning_models(self) -> tuple[list[dict[str, Any]], int]:
+        """:meth:`running_models` for triggers, the same page walk: (every running model, calls it took)."""
+        models: list[dict[str, Any]] = []
+        seen: set[str] = set()
+        page = 1
+        while True:
+            batch = self._list(await self._arun(Call("GET", f"{self.prefix}/open_model/models/running",
+                                                     {"page": page})))
+            fresh = [m for m in batch if str(m.get("model_uuid")) not in seen]
+            if not fresh:
+                return models, page
+            models += fresh
+            seen.update(str(m.get("model_uuid")) for m in fresh)
+            page += 1
+
     def running_on(self, resource_uuid: str) -> list[dict[str, Any]]:
         """The running reconstructions of one resource: ``model_uuid``, ``model_type``, ``model_status``..."""
         return [m for m in self.running_models() if str(m.get("resource_uuid")) == resource_uuid]

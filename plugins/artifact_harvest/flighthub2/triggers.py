@@ -1,16 +1,28 @@
-"""Deferrable waits: GET-only polling through the hook's async methods, judged by ``status``."""
+"""Deferrable waits: GET-only polling through the hook's async methods, judged by ``status``.
+
+Waits of one process share their polls (``core.shared_poll``). Model waits of one connection (and so one
+project) share one paged walk of ``open_model/models/running`` per interval, used once the waits outnumber
+the calls that walk took: a model in the list is running, and only a model missing from it (finished,
+zipping, or too new to be listed) costs a detail call, itself shared by every wait on that model.
+"""
 
 from __future__ import annotations
 
 from functools import cached_property
 from typing import Any
 
-from artifact_harvest.core.polling import PollingTrigger, PollResult, akilled_by_user
+from artifact_harvest.core.errors import ProviderError, TransientProviderError
+from artifact_harvest.core.polling import PollResult, akilled_by_user
+from artifact_harvest.core.shared_poll import Key, SharedPollTrigger, shared_polls
 from artifact_harvest.flighthub2.hook import FlightHub2Hook
 from artifact_harvest.flighthub2.status import judge_download_url, judge_open_model
 
 
-class _FlightHub2Trigger(PollingTrigger):
+#: calls of a walk before the first one is measured: page 1 and the empty page that ends it
+MIN_WALK_CALLS = 2
+
+
+class _FlightHub2Trigger(SharedPollTrigger):
     def __init__(self, *, conn_id: str = FlightHub2Hook.default_conn_name, api_version: str = "v0.1",
                  **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -23,6 +35,9 @@ class _FlightHub2Trigger(PollingTrigger):
 
     def poll_kwargs(self) -> dict[str, Any]:
         return {"conn_id": self.conn_id, "api_version": self.api_version}
+
+    def key(self, *rest: str) -> Key:
+        return ("flighthub2", self.conn_id, self.api_version, *rest)
 
 
 class FlightHub2ModelReadyTrigger(_FlightHub2Trigger):
@@ -39,8 +54,31 @@ class FlightHub2ModelReadyTrigger(_FlightHub2Trigger):
         return {**super().poll_kwargs(), "model_uuid": self.model_uuid, "file_id_field": self.file_id_field,
                 "stop_on_kill": self.stop_on_kill}
 
+    def poll_keys(self) -> tuple[Key, ...]:
+        return (self.key("running"), self.key("model", self.model_uuid))
+
     async def poll(self) -> PollResult:
-        return judge_open_model(await self.hook.aopen_model(self.model_uuid), self.file_id_field)
+        """From the shared running list while it is cheaper than a detail call per wait; else the details."""
+        running, details = self.poll_keys()
+        polls = shared_polls()
+        walk = polls.last(running)
+        if polls.waits(running) > (walk[1] if walk else MIN_WALK_CALLS):
+            try:
+                models, _ = await self.shared(running, self._walk)
+            except TransientProviderError:
+                raise
+            except ProviderError as exc:  # the list refused (not a blip): the details still answer
+                self.log.warning("the running list failed, polling model %s directly: %s", self.model_uuid, exc)
+            else:
+                listed = models.get(self.model_uuid)
+                if listed is not None:
+                    return judge_open_model(listed, self.file_id_field)
+        return judge_open_model(await self.shared(details, lambda: self.hook.aopen_model(self.model_uuid)),
+                                self.file_id_field)
+
+    async def _walk(self) -> tuple[dict[str, dict[str, Any]], int]:
+        models, calls = await self.hook.arunning_models()
+        return {str(m.get("model_uuid")): m for m in models}, calls
 
     async def on_kill(self) -> None:
         """A user killed the waiting task: stop the reconstruction (its quota is refunded).
@@ -69,8 +107,12 @@ class FlightHub2DownloadUrlTrigger(_FlightHub2Trigger):
     def poll_kwargs(self) -> dict[str, Any]:
         return {**super().poll_kwargs(), "file_id": self.file_id}
 
+    def poll_keys(self) -> tuple[Key, ...]:
+        return (self.key("download-url", self.file_id),)
+
     async def poll(self) -> PollResult:
-        return judge_download_url(await self.hook.adownload_url(self.file_id), self.file_id)
+        [key] = self.poll_keys()
+        return judge_download_url(await self.shared(key, lambda: self.hook.adownload_url(self.file_id)), self.file_id)
 
     def describe(self) -> str:
         return f"download URL of file {self.file_id}"

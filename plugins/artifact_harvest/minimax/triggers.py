@@ -1,7 +1,8 @@
 """Deferred waits on MiniMax: GET-only polling in the triggerer, judged by ``status``.
 
 MiniMax documents no way to cancel a V1 video or async-speech task, so ``on_kill`` has nothing to cancel;
-the base class's default (do nothing remote) is the honest behaviour.
+the base class's default (do nothing remote) is the honest behaviour. Waits of one process on the same task or
+file share one query per interval (``core.shared_poll``).
 """
 
 from __future__ import annotations
@@ -9,12 +10,13 @@ from __future__ import annotations
 from functools import cached_property
 from typing import Any
 
-from artifact_harvest.core.polling import PollingTrigger, PollResult
+from artifact_harvest.core.polling import PollResult
+from artifact_harvest.core.shared_poll import Key, SharedPollTrigger
 from artifact_harvest.minimax.hook import MiniMaxHook
 from artifact_harvest.minimax.status import TaskKind, judge_file, judge_task
 
 
-class MiniMaxTaskTrigger(PollingTrigger):
+class MiniMaxTaskTrigger(SharedPollTrigger):
     """Polls a video or speech task until success (event carries ``task_id`` and ``file_id``) or failure."""
 
     def __init__(self, *, minimax_task_id: str, kind: str = TaskKind.VIDEO.value, conn_id: str = "minimax_default",
@@ -32,14 +34,19 @@ class MiniMaxTaskTrigger(PollingTrigger):
     def hook(self) -> MiniMaxHook:
         return MiniMaxHook(self.conn_id)
 
+    def poll_keys(self) -> tuple[Key, ...]:
+        return (("minimax", self.conn_id, self.kind, self.minimax_task_id),)
+
     async def poll(self) -> PollResult:
-        return judge_task(self.kind, await self.hook.aquery_task(self.kind, self.minimax_task_id))
+        [key] = self.poll_keys()
+        return judge_task(self.kind, await self.shared(key, lambda: self.hook.aquery_task(self.kind,
+                                                                                          self.minimax_task_id)))
 
     def describe(self) -> str:
         return f"MiniMax {self.kind} task {self.minimax_task_id}"
 
 
-class MiniMaxFileReadyTrigger(PollingTrigger):
+class MiniMaxFileReadyTrigger(SharedPollTrigger):
     """Polls files/retrieve until the file has a download URL (the event never carries the URL)."""
 
     def __init__(self, *, file_id: int | str, conn_id: str = "minimax_default", **polling: Any) -> None:
@@ -54,8 +61,12 @@ class MiniMaxFileReadyTrigger(PollingTrigger):
     def hook(self) -> MiniMaxHook:
         return MiniMaxHook(self.conn_id)
 
+    def poll_keys(self) -> tuple[Key, ...]:
+        return (("minimax", self.conn_id, "file", self.file_id),)
+
     async def poll(self) -> PollResult:
-        return judge_file(await self.hook.aretrieve_file(self.file_id))
+        [key] = self.poll_keys()
+        return judge_file(await self.shared(key, lambda: self.hook.aretrieve_file(self.file_id)))
 
     def describe(self) -> str:
         return f"MiniMax file {self.file_id}"

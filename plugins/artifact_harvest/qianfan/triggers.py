@@ -1,6 +1,8 @@
 """Deferred wait for a Qianfan model export: DescribeModelExportTask polling in the triggerer.
 
-Qianfan documents no call that cancels an export, so ``on_kill`` has nothing to cancel remotely.
+Qianfan documents no call that cancels an export, so ``on_kill`` has nothing to cancel remotely. Waits of one
+process on the same model version share one Describe per interval (``core.shared_poll``); each keeps its own
+vanish watch.
 """
 
 from __future__ import annotations
@@ -9,14 +11,15 @@ import time
 from functools import cached_property
 from typing import Any
 
-from artifact_harvest.core.polling import PollingTrigger, PollResult
+from artifact_harvest.core.polling import PollResult
+from artifact_harvest.core.shared_poll import Key, SharedPollTrigger
 from artifact_harvest.qianfan.hook import QianfanHook
 from artifact_harvest.qianfan.status import VanishWatch, judge
 
 DEFAULT_MISSING_GRACE = 120.0
 
 
-class QianfanModelExportTrigger(PollingTrigger):
+class QianfanModelExportTrigger(SharedPollTrigger):
     """Polls a model version's export until ``Done`` (event: ids, file name, size, md5; never the URL).
 
     ``export_id`` (from the create step) says the export must exist, so a triggerer restart cannot forget
@@ -51,8 +54,12 @@ class QianfanModelExportTrigger(PollingTrigger):
     def hook(self) -> QianfanHook:
         return QianfanHook(self.conn_id)
 
+    def poll_keys(self) -> tuple[Key, ...]:
+        return (("qianfan", self.conn_id, self.model_id),)
+
     async def poll(self) -> PollResult:
-        record = await self.hook.adescribe_export(self.model_id)
+        [key] = self.poll_keys()
+        record = await self.shared(key, lambda: self.hook.adescribe_export(self.model_id))
         return judge(
             record,
             model_id=self.model_id,
