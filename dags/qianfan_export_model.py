@@ -12,6 +12,7 @@ from artifact_harvest.qianfan.sensors import QianfanModelExportSensor
 from artifact_harvest.qianfan.validation import MODEL_VERSION_PATTERN, MODEL_VERSION_RULE
 
 EXPORT_ID = "{{ ti.xcom_pull(task_ids='create_export')['exportId'] }}"
+LISTED_BEFORE = "{{ ti.xcom_pull(task_ids='create_export')['listedBefore'] }}"
 
 with DAG(
     dag_id="qianfan_export_model",
@@ -30,7 +31,8 @@ with DAG(
    a finished one is reused (tick *Force a new export* to override), a running one is attached to. A retried
    task never creates a second export.
 2. **wait_for_export**: deferrable wait on `DescribeModelExportTask` until `Done`; `Fail`, or an export that
-   disappears after it was running, fails the run.
+   disappears after it was running, fails the run; an export replaced by a newer one of the same version
+   (another run's *Force a new export*) is followed, and the newer one is archived.
 3. **download_and_archive**: fetches a fresh download URL, streams the `.tar` (resumable, free-space check,
    md5 and size checked against Qianfan's) and archives it under `qianfan/<export id>/` with a manifest.
 
@@ -59,6 +61,7 @@ Connection `qianfan_default`: host = base URL, login = AK, password = SK (bce-au
         task_id="wait_for_export",
         model_id="{{ params.model_version_id }}",
         export_id=EXPORT_ID,
+        listed_before=LISTED_BEFORE,
         **WAIT_ARGS,
     )
     archive = QianfanDownloadExportOperator(

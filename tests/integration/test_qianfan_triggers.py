@@ -165,7 +165,8 @@ def create_op(model_id: str, force: bool | str = False) -> QianfanCreateModelExp
 
 
 def test_done_export_is_reused(emu):
-    assert create_op(SEEDED_MODEL_ID).execute(context()) == {"modelId": SEEDED_MODEL_ID, "exportId": SEEDED_EXPORT_ID}
+    assert create_op(SEEDED_MODEL_ID).execute(context()) == {"modelId": SEEDED_MODEL_ID, "exportId": SEEDED_EXPORT_ID,
+                                                           "listedBefore": None}  # reused: nothing created
     assert creates(emu) == 0
 
 
@@ -191,3 +192,39 @@ def test_a_retried_task_never_creates_a_second_export(emu):
 def test_force_flag_must_be_a_boolean(emu):
     with pytest.raises(AirflowFailException, match="force_new_export"):
         create_op("amv-o3", force="maybe").execute(context())
+
+
+async def test_an_export_replaced_before_the_wait_saw_it_done_is_followed_to_the_newer_one(emu):
+    """Run 1's export is done, then another run's forced create replaces it before run 1's wait looks: the
+    wait follows the newer export (not listed before run 1's create) and ends on it, with exactly one event."""
+    hook = QianfanHook()
+    run_1 = QianfanCreateModelExportOperator(task_id="create", model_id="amv-repl1").execute(
+        {"task_state_store": StateStore()})
+    assert run_1["listedBefore"] == ""  # nothing was listed before run 1's create
+    ours = run_1["exportId"]
+    deadline = time.monotonic() + 20
+    while hook.describe_export("amv-repl1").state.value != "Done":  # each look advances the emulator's clock
+        assert time.monotonic() < deadline, "run 1's export never finished"
+    emu.control.push_scenario("qianfan", polls_per_stage=3)  # the newer one is Doing for a few polls
+    newer = QianfanCreateModelExportOperator(task_id="create", model_id="amv-repl1", force_new_export=True).execute(
+        {"task_state_store": StateStore()})["exportId"]
+    assert newer != ours and hook.describe_export("amv-repl1").export_id == newer
+    waiting = QianfanModelExportTrigger(model_id="amv-repl1", export_id=ours, listed_before=run_1["listedBefore"],
+                                        missing_grace_seconds=0, end_time=time.time() + 20, poll_interval=0.05)
+    [event] = await events(waiting)
+    assert event["status"] == "success", event
+    assert (event["exportId"], event["replacesExportId"]) == (newer, ours)
+    assert creates(emu) == 2  # one per run
+
+
+async def test_the_export_listed_before_ours_showing_again_fails_after_the_grace(emu):
+    """Ours failed and Describe (which hides failed exports) shows the version's older export again: ours is gone."""
+    older = start(emu, "amv-repl2")
+    wait_done = QianfanModelExportTrigger(model_id="amv-repl2", export_id=older, end_time=time.time() + 20,
+                                          poll_interval=0.05)
+    assert (await events(wait_done))[0]["status"] == "success"
+    ours = start(emu, "amv-repl2", outcome="fail")
+    waiting = QianfanModelExportTrigger(model_id="amv-repl2", export_id=ours, listed_before=older,
+                                        missing_grace_seconds=0.2, end_time=time.time() + 20, poll_interval=0.05)
+    [event] = await events(waiting)
+    assert event["status"] == "failed" and ours in event["message"], event

@@ -10,7 +10,7 @@ from artifact_harvest.core.errors import FatalProviderError, MalformedResponseEr
 from artifact_harvest.core.http import ApiResponse
 from artifact_harvest.core.polling import Phase
 from artifact_harvest.qianfan.hook import parse
-from artifact_harvest.qianfan.status import ExportRecord, ExportState, VanishWatch, judge
+from artifact_harvest.qianfan.status import ExportRecord, ExportState, VanishWatch, is_missing, judge, replaced_by
 
 DONE = {
     "exportId": "amve-xdakjnyn8nt5", "hasRecord": True, "fileName": "xxx_model_5d85.tar", "fileType": "Model",
@@ -75,9 +75,31 @@ def test_vanish_fails_only_after_the_grace_period():
     assert result.phase is Phase.FAILED and "disappeared" in result.message
 
 
-def test_another_export_in_place_of_ours_counts_as_missing():
+def test_another_export_in_place_of_ours_counts_as_missing_when_nothing_says_it_is_newer():
     other_done = ExportRecord(True, "amve-older", ExportState.DONE)
     assert judge(other_done, model_id="amv-1", export_id="amve-ours", missing_for=0, missing_grace_seconds=0).phase is Phase.FAILED
+
+
+def test_the_export_listed_before_ours_showing_again_means_ours_is_gone():
+    older_again = ExportRecord(True, "amve-older", ExportState.DONE)
+    assert is_missing(older_again, "amve-ours", listed_before="amve-older")
+    result = judge(older_again, model_id="amv-1", export_id="amve-ours", listed_before="amve-older", missing_for=0,
+                   missing_grace_seconds=0)
+    assert result.phase is Phase.FAILED and "disappeared" in result.message
+
+
+@pytest.mark.parametrize("before", ["", "amve-older"])
+@pytest.mark.parametrize(("state", "phase"), [(ExportState.DONE, Phase.SUCCESS), (ExportState.DOING, Phase.RUNNING),
+                                              (ExportState.FAIL, Phase.FAILED)])
+def test_a_newer_export_in_place_of_ours_is_followed(before, state, phase):
+    newer = ExportRecord(True, "amve-newer", state, file_size=7)
+    assert replaced_by(newer, "amve-ours", before) == "amve-newer" and not is_missing(newer, "amve-ours", before)
+    watch = VanishWatch(expect_record=True)
+    assert watch.missing_for(newer, "amve-ours", 10.0, before) is None  # no grace clock for a replacement
+    result = judge(newer, model_id="amv-1", export_id="amve-ours", listed_before=before, missing_for=None)
+    assert result.phase is phase and "replaced by export amve-newer" in result.message
+    if phase is not Phase.RUNNING:
+        assert result.payload["exportId"] == "amve-newer" and result.payload["replacesExportId"] == "amve-ours"
 
 
 def test_vanish_watch_learns_from_doing_and_resets_when_the_record_returns():

@@ -22,7 +22,10 @@ REPLACED_KEY = "qianfan_replaced_export_id"
 
 
 class QianfanCreateModelExportOperator(HookPerTask, BaseOperator):
-    """Make sure the model version has an export and return ``{"modelId", "exportId"}``.
+    """Make sure the model version has an export and return ``{"modelId", "exportId", "listedBefore"}``.
+
+    ``listedBefore`` is the export the version listed before this task's create ("" for none), None when the
+    task reused or attached to an export: the wait step follows an export newer than both (a replacement).
 
     Idempotent: a ``Done`` export is reused (unless ``force_new_export``), a ``Doing`` one is attached to
     (even when forced: the version is being packaged already), and the export id is stored in the task
@@ -108,7 +111,7 @@ class QianfanCreateModelExportOperator(HookPerTask, BaseOperator):
                              "run's force_new_export); going on with %s", export_id, self.model_id, self._newer,
                              self._newer)
             export_id = self._newer
-        return {"modelId": self.model_id, "exportId": export_id}
+        return {"modelId": self.model_id, "exportId": export_id, "listedBefore": remembered(context, REPLACED_KEY)}
 
     @staticmethod
     def _created(record: ExportRecord, before: str | None) -> str | None:

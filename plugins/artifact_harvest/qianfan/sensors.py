@@ -25,10 +25,12 @@ class QianfanModelExportSensor(HookPerTask, PollingSensor):
     :param model_id: model version id (``amv-...``), templated.
     :param export_id: the export to wait for (from the create step), templated; when set, an export that
         stops being listed counts as failed after ``missing_grace_seconds``.
+    :param listed_before: the export listed before the create step's create (its ``listedBefore``; "" for
+        none, None when unknown), templated: any other export in place of ours is newer and is followed.
     """
 
     hook_class = QianfanHook
-    template_fields = (*PollingSensor.template_fields, "model_id", "export_id")
+    template_fields = (*PollingSensor.template_fields, "model_id", "export_id", "listed_before")
 
     def __init__(
         self,
@@ -37,6 +39,7 @@ class QianfanModelExportSensor(HookPerTask, PollingSensor):
         export_id: str | None = None,
         conn_id: str = QianfanHook.default_conn_name,
         missing_grace_seconds: float = DEFAULT_MISSING_GRACE,
+        listed_before: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -44,6 +47,7 @@ class QianfanModelExportSensor(HookPerTask, PollingSensor):
         self.export_id = export_id
         self.conn_id = conn_id
         self.missing_grace_seconds = missing_grace_seconds
+        self.listed_before = listed_before
 
     def check(self, context: Context) -> PollResult:
         """One Describe; the vanish watch lives in the task state store so reschedule mode keeps it too."""
@@ -51,11 +55,11 @@ class QianfanModelExportSensor(HookPerTask, PollingSensor):
         record = self.hook.describe_export(self.model_id)
         stored = remembered(context, _WATCH_KEY) or dataclasses.asdict(VanishWatch(expect_record=export_id is not None))
         watch = VanishWatch(**stored)
-        missing_for = watch.missing_for(record, export_id, time.time())
+        missing_for = watch.missing_for(record, export_id, time.time(), self.listed_before)
         if (current := dataclasses.asdict(watch)) != stored:
             remember(context, _WATCH_KEY, current)
         return judge(record, model_id=self.model_id, export_id=export_id, missing_for=missing_for,
-                     missing_grace_seconds=self.missing_grace_seconds)
+                     missing_grace_seconds=self.missing_grace_seconds, listed_before=self.listed_before)
 
     def build_trigger(self, end_time: float) -> QianfanModelExportTrigger:
         return QianfanModelExportTrigger(
@@ -63,5 +67,6 @@ class QianfanModelExportSensor(HookPerTask, PollingSensor):
             export_id=self.export_id,
             conn_id=self.conn_id,
             missing_grace_seconds=self.missing_grace_seconds,
+            listed_before=self.listed_before,
             **self.trigger_timing(end_time),
         )

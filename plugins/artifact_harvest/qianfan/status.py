@@ -3,8 +3,9 @@
 The documentation contradicts itself: the examples call the field ``state`` with ``"done"``, the table
 calls it ``status`` with ``Doing`` / ``Done`` / ``Fail``. Both names and any case are accepted.
 It also says DescribeModelExportTask leaves failed tasks out, so an export that was ``Doing`` and then
-disappears (``hasRecord`` false, or another export id in its place) has most likely failed: after a grace
-period it counts as failed instead of waiting for the deadline.
+disappears (``hasRecord`` false, or the export listed before ours in its place) has most likely failed: after a
+grace period it counts as failed instead of waiting for the deadline. Any other export in its place is newer
+(another run's force_new_export replaced ours): the wait follows it (docs/exactly-once.md).
 """
 
 from __future__ import annotations
@@ -84,9 +85,24 @@ class ExportRecord:
         }
 
 
-def is_missing(record: ExportRecord, export_id: str | None) -> bool:
-    """True when Describe does not list the awaited export (no record, or another export in its place)."""
-    return not record.has_record or (export_id is not None and record.export_id != export_id)
+def replaced_by(record: ExportRecord, export_id: str | None, listed_before: str | None) -> str | None:
+    """The newer export listed in place of the awaited one, or None.
+
+    ``listed_before``: the export the version listed before this run's create ("" for none; None when
+    unknown, e.g. the create attached to an export it did not start). Only an export other than both is
+    newer; the one listed before showing again means ours is gone (failed).
+    """
+    if export_id is None or listed_before is None or not record.has_record:
+        return None
+    return record.export_id if record.export_id not in (export_id, listed_before or None) else None
+
+
+def is_missing(record: ExportRecord, export_id: str | None, listed_before: str | None = None) -> bool:
+    """True when Describe does not list the awaited export (no record, or an export that is not newer)."""
+    if not record.has_record:
+        return True
+    return export_id is not None and record.export_id != export_id and not replaced_by(record, export_id,
+                                                                                       listed_before)
 
 
 @dataclass
@@ -100,8 +116,9 @@ class VanishWatch:
     expect_record: bool = False
     missing_since: float | None = None
 
-    def missing_for(self, record: ExportRecord, export_id: str | None, now: float) -> float | None:
-        if not is_missing(record, export_id):
+    def missing_for(self, record: ExportRecord, export_id: str | None, now: float,
+                    listed_before: str | None = None) -> float | None:
+        if not is_missing(record, export_id, listed_before):
             self.missing_since = None
             self.expect_record = self.expect_record or record.state is ExportState.DOING
             return None
@@ -119,14 +136,26 @@ def judge(
     export_id: str | None = None,
     missing_for: float | None = None,
     missing_grace_seconds: float = 0.0,
+    listed_before: str | None = None,
 ) -> PollResult:
     """One answer as a :class:`PollResult`.
 
     ``export_id``: the export being waited for (None: whatever the version's current export is).
+    ``listed_before``: see :func:`replaced_by`; a newer export in place of ours is followed, not failed.
     ``missing_for``: seconds the awaited export has been absent (see :class:`VanishWatch`); None when it is
     not expected to exist yet, so an absent record simply means "no export started".
     """
-    if is_missing(record, export_id):
+    if newer := replaced_by(record, export_id, listed_before):
+        if record.state in FAILED_STATES:
+            return PollResult.failed(f"export {export_id} of {model_id} was replaced by export {newer}, which "
+                                     "failed", modelId=model_id, exportId=newer, replacesExportId=export_id)
+        if record.state is ExportState.DONE:
+            return PollResult.success(f"export {export_id} of {model_id} was replaced by export {newer}, a newer one "
+                                      f"(another run's force_new_export), which is done ({record.file_size} bytes)",
+                                      **record.payload(model_id), replacesExportId=export_id)
+        return PollResult.running(f"export {export_id} of {model_id} was replaced by export {newer}, which is "
+                                  "still being packaged")
+    if is_missing(record, export_id, listed_before):
         what = f"export {export_id} of {model_id}" if export_id else f"the export of {model_id}"
         if missing_for is None:
             return PollResult.running(f"{model_id} has no export yet")

@@ -33,6 +33,7 @@ class QianfanModelExportTrigger(SharedPollTrigger):
         export_id: str | None = None,
         conn_id: str = QianfanHook.default_conn_name,
         missing_grace_seconds: float = DEFAULT_MISSING_GRACE,
+        listed_before: str | None = None,
         **polling: Any,
     ) -> None:
         super().__init__(**polling)
@@ -40,6 +41,7 @@ class QianfanModelExportTrigger(SharedPollTrigger):
         self.export_id = export_id or None
         self.conn_id = conn_id
         self.missing_grace_seconds = float(missing_grace_seconds)
+        self.listed_before = listed_before
         self._watch = VanishWatch(expect_record=self.export_id is not None)
 
     def poll_kwargs(self) -> dict[str, Any]:
@@ -48,6 +50,7 @@ class QianfanModelExportTrigger(SharedPollTrigger):
             "export_id": self.export_id,
             "conn_id": self.conn_id,
             "missing_grace_seconds": self.missing_grace_seconds,
+            "listed_before": self.listed_before,
         }
 
     @cached_property
@@ -64,8 +67,9 @@ class QianfanModelExportTrigger(SharedPollTrigger):
             record,
             model_id=self.model_id,
             export_id=self.export_id,
-            missing_for=self._watch.missing_for(record, self.export_id, time.time()),
+            missing_for=self._watch.missing_for(record, self.export_id, time.time(), self.listed_before),
             missing_grace_seconds=self.missing_grace_seconds,
+            listed_before=self.listed_before,
         )
 
     def describe(self) -> str:
