@@ -31,7 +31,8 @@ bench: $(STAMP)  # all run; fails if any benchmark with targets misses them
 	$(BIN)/python benchmarks/bench_parallel.py; \
 	$(BIN)/python benchmarks/bench_upload.py; upload=$$?; \
 	$(BIN)/python benchmarks/bench_artifacts_ui.py; artifacts_ui=$$?; \
-	$(BIN)/python benchmarks/bench_concurrent_waits.py && exit $$(( download || upload || artifacts_ui ))
+	$(BIN)/python benchmarks/bench_shared_budget.py; budget=$$?; \
+	$(BIN)/python benchmarks/bench_concurrent_waits.py && exit $$(( download || upload || artifacts_ui || budget ))
 
 emulator: $(STAMP)
 	$(BIN)/python -m harvest_emulator --host 127.0.0.1 --port 8765
