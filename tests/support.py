@@ -55,3 +55,9 @@ def uploaded_photos(object_store, resource_uuid: str) -> dict[str, dict]:
     return {o["Key"].rsplit("/", 1)[1]: {"etag": o["ETag"].strip('"'),
                                         "body": client.get_object(Bucket=UPLOAD_BUCKET, Key=o["Key"])["Body"].read()}
             for o in listing if f"/{resource_uuid}/" in o["Key"]}
+
+
+def archived_files(root: Path) -> list[str]:
+    """Files of artifacts under an archive root: data and manifests, not the released lease markers a failed
+    download leaves (core.lease: a marker is never deleted before the key is archived)."""
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file() and not p.name.startswith(".lease."))

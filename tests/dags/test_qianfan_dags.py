@@ -10,7 +10,7 @@ import pytest
 import requests
 
 from artifact_harvest.qianfan.hook import QianfanHook
-from support import load_dag, task_states
+from support import archived_files, load_dag, task_states
 from harvest_emulator.credentials import QIANFAN_AK, QIANFAN_SK
 from harvest_emulator.qianfan import DEMO_RUNS, SEEDED_EXPORT_ID, SEEDED_MODEL_ID
 
@@ -71,7 +71,7 @@ def test_failed_export_fails_the_run_and_archives_nothing(sandbox, dag, archive_
     run = dag.test(run_conf={"model_version_id": "amv-e2e2", **FAST})
     assert run.state == "failed"
     assert task_states(run)["wait_for_export"] == "failed" and task_states(run)["download_and_archive"] != "success"
-    assert not any(archive_root.rglob("*"))
+    assert archived_files(archive_root) == []
 
 
 def test_wrong_md5_is_never_archived(sandbox, dag, archive_root, monkeypatch):
@@ -81,7 +81,7 @@ def test_wrong_md5_is_never_archived(sandbox, dag, archive_root, monkeypatch):
     run = dag.test(run_conf={"model_version_id": "amv-e2e3", **FAST})
     assert run.state == "failed"
     assert task_states(run)["wait_for_export"] == "success" and task_states(run)["download_and_archive"] == "failed"
-    assert not any(archive_root.rglob("*"))
+    assert archived_files(archive_root) == []
 
 
 @pytest.mark.parametrize(("dag_id", "conf"), DEMO_RUNS, ids=[conf["model_version_id"] for _, conf in DEMO_RUNS])
