@@ -34,19 +34,31 @@ os.environ.update(
 os.environ.pop("AIRFLOW_CONFIG", None)
 
 
-# Tests that share a session fixture too costly to start on every worker run on one worker of pytest-xdist
-# (`make test`: -n 2 --dist loadgroup): the browser tests' `airflow standalone`, the distributed tests' stack,
-# and the S3 module's stack of its own. Everything else is spread over both workers.
+# Tests that share a fixture too costly to start on every worker run on one worker of pytest-xdist (`make test`:
+# -n 2 --dist loadgroup): the browser tests' `airflow standalone`, the distributed tests' shared stack, and the
+# modules that start a stack of their own. Everything else is spread over both workers, one test at a time.
+# xdist's own xdist_group marker is silently ignored under pytest 9 (xdist 3.8 renames `item._nodeid`, which
+# pytest 9 no longer reads), so the groups are made by a scheduler: one xdist scope per group.
 _GROUPS = {"browser": "airflow_ui", "distributed": "celery_stack"}
-_OWN_GROUP = {"test_s3_archive.py": "celery_stack_s3"}
+_OWN_GROUP = {"test_s3_archive.py": "celery_stack_s3", "test_many_waits.py": "celery_stack_waits"}
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    for item in items:
-        folder = item.path.relative_to(ROOT / "tests").parts[0]
-        group = _OWN_GROUP.get(item.path.name) or _GROUPS.get(folder)
-        if group:
-            item.add_marker(pytest.mark.xdist_group(group))
+def xdist_group_of(nodeid: str) -> str | None:
+    """The worker group of a test (``tests/<folder>/<file>::<name>``), or None for a test that runs anywhere."""
+    parts = nodeid.split("::", 1)[0].split("/")
+    if len(parts) < 3 or parts[0] != "tests":
+        return None
+    return _OWN_GROUP.get(parts[-1]) or _GROUPS.get(parts[1])
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    from xdist.scheduler import LoadScopeScheduling
+
+    class GroupScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return xdist_group_of(nodeid) or nodeid
+
+    return GroupScheduling(config, log)
 
 
 @pytest.fixture(scope="session")
