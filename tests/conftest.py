@@ -61,6 +61,21 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log):
     return GroupScheduling(config, log)
 
 
+def unpaced(env: dict[str, str]) -> dict[str, str]:
+    """The suite's default connections with a pace far above anything it sends (the providers' documented
+    paces would only slow it down); the pacing tests make connections of their own (tests/integration/test_pace.py)."""
+    import json
+
+    out = {}
+    for name, value in env.items():
+        conn = json.loads(value)
+        if isinstance(conn, dict) and conn.get("conn_type") in ("minimax", "flighthub2", "qianfan"):
+            conn["extra"] = {**(conn.get("extra") or {}), "rate_limit_rps": 1000}
+            value = json.dumps(conn)
+        out[name] = value
+    return out
+
+
 @pytest.fixture(scope="session")
 def emulator():
     """The provider emulator, one real HTTP server for the whole session (state reset per test by ``emu``)."""
@@ -68,7 +83,7 @@ def emulator():
     from harvest_emulator.server import EmulatorServer
 
     server = EmulatorServer(host="127.0.0.1", port=0, polls_per_stage=1).start()
-    os.environ.update(connection_env(server.url))
+    os.environ.update(unpaced(connection_env(server.url)))
     try:
         yield server
     finally:

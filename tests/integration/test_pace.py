@@ -29,7 +29,9 @@ def paced_conn(emu):
     def make(rps: float | None = None) -> str:
         conn_id = f"minimax_pace_{uuid.uuid4().hex[:8]}"
         conn = json.loads(os.environ["AIRFLOW_CONN_MINIMAX_DEFAULT"])
-        conn["extra"] = {**conn.get("extra", {}), **({"rate_limit_rps": rps} if rps else {})}
+        conn["extra"] = {k: v for k, v in conn.get("extra", {}).items() if k != "rate_limit_rps"}  # the default
+        if rps:
+            conn["extra"]["rate_limit_rps"] = rps
         os.environ[f"AIRFLOW_CONN_{conn_id.upper()}"] = json.dumps(conn)
         made.append(conn_id)
         return conn_id
