@@ -122,12 +122,13 @@ class Stack:
 
     def start(self, name: str, env: dict[str, str] | None = None) -> subprocess.Popen:
         """Start one component in its own process group: ``celery-worker`` (or a second worker named
-        ``celery-worker-<x>``, e.g. with its own staging dir in ``env``: another host) or one of COMPONENTS."""
+        ``celery-worker-<x>``, e.g. with its own staging dir in ``env``: another host) or one of COMPONENTS
+        (a second one of them as ``<component>-b``, e.g. ``triggerer-b``: a second triggerer, as in HA)."""
         generation = self._generation[name] = self._generation.get(name, 0) + 1
         if name.startswith("celery-worker-"):  # another host: its own log server port
             env = {"AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(_free_port()), **(env or {})}
         args = ["celery", "worker", "-H", self.worker_name(name, generation), "--without-mingle", "--without-gossip"] \
-            if name.startswith("celery-worker") else [name]
+            if name.startswith("celery-worker") else [next(c for c in COMPONENTS if name in (c, f"{c}-b"))]
         log = self.logs / f"{name}-{generation}.log"
         self.procs[name] = subprocess.Popen(
             [sys.executable, "-m", "airflow", *args], env={**self.env, **(env or {})}, stdout=log.open("wb"),

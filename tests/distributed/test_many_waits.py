@@ -146,3 +146,40 @@ def test_dozens_of_waits_share_polls_in_one_triggerer(stack):
         assert counts["max_per_second"] <= {"minimax": 10, "flighthub2": 5}[provider] + counts["refused"]
     control.reset()
 
+
+
+@pytest.mark.timeout(900)
+def test_two_triggerers_keep_one_accounts_pace_through_redis(stack):
+    """Two triggerer processes (as in HA, each taking at most 20 triggers, so 30 waits land on both) poll 30
+    MiniMax speech waits of one account, asking 15 queries a second between them: the pace they share through
+    Redis keeps the account's every second at or under its documented 10, and every wait succeeds."""
+    from artifact_harvest.minimax.hook import MiniMaxHook
+
+    control = stack.emulator.control
+    control.reset()
+    control.configure(polls_per_stage=0, stage_seconds=1e9, rate_limits={"minimax": {"rps": 10}})  # held
+    stack.kill("triggerer")
+    for name in ("triggerer", "triggerer-b"):
+        stack.start(name, env={"AIRFLOW__TRIGGERER__CAPACITY": "20"})
+    minimax = MiniMaxHook()
+    tasks = [minimax.create_speech(f"text {i}", "speech-2.8-hd", "v") for i in range(N)]
+    control.clear_rates()
+    run_id = stack.api.trigger(DAG_ID, {"model_uuids": [], "task_ids": tasks})
+
+    def on_both_triggerers() -> bool:
+        tis = [ti for ti in stack.api.task_instances(DAG_ID, run_id) if ti["task_id"] == "speech_ready"]
+        assert not [ti for ti in tis if ti["state"] in ("failed", "upstream_failed")], tis
+        held_by = {(ti.get("trigger") or {}).get("triggerer_id") for ti in tis if ti["state"] == "deferred"}
+        return len(tis) == N and all(ti["state"] == "deferred" for ti in tis) and len(held_by - {None}) == 2
+
+    wait_until("30 waits deferred, on both triggerers", on_both_triggerers, timeout=600, interval=1)
+    polled_from = time.time()
+    queries = lambda: [r for r in control.requests("/v1/query/t2a_async_query_v2") if r["time"] > polled_from]  # noqa: E731
+    wait_until("five intervals of polls from both triggerers", lambda: len(queries()) >= 5 * INTERVAL * 10,
+               timeout=120)
+    control.configure(stage_seconds=0.5)  # the speech tasks finish
+    assert stack.api.wait_for_run(DAG_ID, run_id, timeout=600) == "success", stack.dump_logs()
+    [counts] = [c for key, c in control.rates()["accounts"].items() if key.startswith("minimax:")]
+    assert counts["max_per_second"] <= 10, counts["per_second"]
+    assert counts["refused"] <= 0.01 * (counts["refused"] + counts["accepted"]), counts
+    control.reset()
