@@ -80,13 +80,14 @@ def test_dozens_of_waits_share_polls_in_one_triggerer(stack):
 
     control = stack.emulator.control
     control.reset()
-    control.configure(polls_per_stage=0, stage_seconds=1e9, flighthub2_page_size=PAGE,  # held: all queued
-                      rate_limits={"minimax": {"rps": 10}, "flighthub2": {"rps": 5}})
-    hook = FlightHub2Hook()
+    control.configure(polls_per_stage=0, stage_seconds=1e9, flighthub2_page_size=PAGE)  # held: all queued
+    hook = FlightHub2Hook()  # the test's own connections are not paced (tests/conftest.py): set up, then limit
     resource = upload(hook)
     models = [hook.start_reconstruction(resource, {"2d": {}})["2d"] for _ in range(N)]
     minimax = MiniMaxHook()
     tasks = [minimax.create_speech(f"text {i}", "speech-2.8-hd", "v") for i in range(N)]
+    control.configure(rate_limits={"minimax": {"rps": 10}, "flighthub2": {"rps": 5}})
+    control.clear_rates()
     created = {j["job_id"]: j["created_at"] for j in control.jobs("flighthub2")}
     stack.api.wait_for_dags([DAG_ID], timeout=180)
     stack.api.unpause(DAG_ID)
@@ -157,12 +158,13 @@ def test_two_triggerers_keep_one_accounts_pace_through_redis(stack):
 
     control = stack.emulator.control
     control.reset()
-    control.configure(polls_per_stage=0, stage_seconds=1e9, rate_limits={"minimax": {"rps": 10}})  # held
+    control.configure(polls_per_stage=0, stage_seconds=1e9)  # held
     stack.kill("triggerer")
     for name in ("triggerer", "triggerer-b"):
         stack.start(name, env={"AIRFLOW__TRIGGERER__CAPACITY": "20"})
-    minimax = MiniMaxHook()
+    minimax = MiniMaxHook()  # the test's own connection is not paced (tests/conftest.py): set up, then limit
     tasks = [minimax.create_speech(f"text {i}", "speech-2.8-hd", "v") for i in range(N)]
+    control.configure(rate_limits={"minimax": {"rps": 10}})
     control.clear_rates()
     run_id = stack.api.trigger(DAG_ID, {"model_uuids": [], "task_ids": tasks})
 
