@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from artifact_harvest.provider_config import config_section
+
 
 def _field(label: str, description: str, **schema: Any) -> dict[str, Any]:
     return {"label": label, "description": description, "schema": {"type": ["string", "null"], **schema}}
@@ -65,6 +67,7 @@ def get_provider_info() -> dict[str, Any]:
         "description": "DJI FlightHub 2, MiniMax and Baidu Qianfan artifacts: start, wait (deferrable), "
         "download (resumable, verified) and archive.",
         "versions": ["0.1.0"],
+        "config": config_section(),
         "connection-types": [
             {
                 "connection-type": "flighthub2",

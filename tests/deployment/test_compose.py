@@ -109,6 +109,16 @@ def test_environment_variables_are_ones_airflow_reads(compose):
     assert not unknown, f"Airflow does not read: {unknown}"
 
 
+def test_the_fleet_shares_one_pace_through_the_compose_redis(compose):
+    """Every triggerer and worker paces each account through one Redis (docs/pacing.md), not the broker's db."""
+    for name in AIRFLOW_SERVICES:
+        env = compose["services"][name]["environment"]
+        url = re.fullmatch(r"\$\{HARVEST_RATE_LIMIT_URL:-(.+)\}", env["AIRFLOW__ARTIFACT_HARVEST__RATE_LIMIT_URL"])
+        assert url, name
+        assert url.group(1).startswith("redis://redis:6379/"), name
+        assert url.group(1).rsplit("/", 1)[1] != env["AIRFLOW__CELERY__BROKER_URL"].rsplit("/", 1)[1], name
+
+
 def test_default_connections_point_at_the_emulator(compose):
     from harvest_emulator.credentials import connection_env
 
