@@ -3,8 +3,9 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+DIST   ?= dist
 
-.PHONY: install demo demo-stop test bench emulator clean
+.PHONY: install demo demo-stop test bench emulator dist clean
 
 # the virtualenv, with every dependency pinned (requirements.txt) and everything else constrained
 $(STAMP): requirements.txt constraints.txt pyproject.toml
@@ -37,5 +38,11 @@ bench: $(STAMP)  # all run; fails if any benchmark with targets misses them
 emulator: $(STAMP)
 	$(BIN)/python -m harvest_emulator --host 127.0.0.1 --port 8765
 
+# the wheel and the sdist (dist/), for `pip install` into your own Airflow (docs/own-airflow.md); PyPA's build
+# makes the sdist in an isolated environment, then the wheel from that sdist, so the sdist is known complete
+dist: $(STAMP)
+	rm -rf $(DIST)
+	$(BIN)/python -m build --outdir $(DIST) .
+
 clean:
-	rm -rf $(VENV) .demo .bench .pytest_cache
+	rm -rf $(VENV) .demo .bench .pytest_cache $(DIST) build artifact_harvest.egg-info
