@@ -1,18 +1,22 @@
-# The project's Airflow image: the official apache/airflow:3.3.2 plus this provider package (hooks, triggers,
-# sensors, operators, and the emulator), installed at build time rather than through _PIP_ADDITIONAL_REQUIREMENTS,
-# so every container starts from the same, already-resolved environment.
-FROM apache/airflow:3.3.2
+# The project's Airflow image: the official apache/airflow:3.3.2 (on the Python the suite runs on) plus this provider
+# package (hooks, triggers, sensors, operators, the Artifacts page, the emulator) with its s3:// archive and Redis
+# pace extras, installed at build time rather than through _PIP_ADDITIONAL_REQUIREMENTS, so every container starts
+# from the same, already-resolved environment: the tested one, every version taken from constraints.txt
+# (tests/deployment/test_image_pins.py checks that nothing here pins otherwise or is left unpinned).
+FROM apache/airflow:3.3.2-python3.11
 
-# pip runs as the airflow user, as the official image requires; pinning apache-airflow keeps pip from
-# upgrading or downgrading the Airflow the image ships (its Celery, Redis and Postgres providers are kept too)
-COPY --chown=airflow:0 pyproject.toml /opt/artifact-harvest/
+# pip runs as the airflow user, as the official image requires; apache-airflow==${AIRFLOW_VERSION} keeps pip from
+# upgrading or downgrading the Airflow the image ships; the Celery and Postgres providers and Celery itself are
+# named so that constraints.txt pins them too (celery 5.7 breaks providers-celery 3.26, see requirements.txt)
+COPY --chown=airflow:0 pyproject.toml constraints.txt /opt/artifact-harvest/
 COPY --chown=airflow:0 plugins /opt/artifact-harvest/plugins
 COPY --chown=airflow:0 include /opt/artifact-harvest/include
-RUN pip install --no-cache-dir \
+RUN pip install --no-cache-dir --constraint /opt/artifact-harvest/constraints.txt \
         "apache-airflow==${AIRFLOW_VERSION}" \
-        "bce-python-sdk==0.9.79" \
-        "boto3==1.44.5" \
-        /opt/artifact-harvest
+        apache-airflow-providers-celery \
+        apache-airflow-providers-postgres \
+        celery \
+        "/opt/artifact-harvest[s3,redis]"
 
 # the DAG files are baked in too (docker-compose.yaml also mounts ./dags over them for development), with the
 # sample data they find beside them (dags/../include/sample_data)

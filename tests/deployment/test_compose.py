@@ -67,7 +67,7 @@ def test_celery_executor_on_postgres_and_redis(compose):
 def test_image_is_built_from_the_official_airflow_image(compose):
     dockerfile = (ROOT / "Dockerfile").read_text()
     froms = re.findall(r"^FROM\s+(\S+)", dockerfile, flags=re.M)
-    assert froms == ["apache/airflow:3.3.2"]
+    assert froms == ["apache/airflow:3.3.2-python3.11"]  # which Python: tests/deployment/test_image_pins.py
     for name in [*AIRFLOW_SERVICES, "emulator"]:
         assert compose["services"][name]["build"] == ".", name
     # the package is installed into the image, not at container start
@@ -80,7 +80,7 @@ def test_image_is_built_from_the_official_airflow_image(compose):
 
 def test_dockerignore_lets_the_package_in():
     ignore = (ROOT / ".dockerignore").read_text().split()
-    for needed in ("!pyproject.toml", "!plugins/", "!include/", "!dags/"):
+    for needed in ("!pyproject.toml", "!constraints.txt", "!plugins/", "!include/", "!dags/"):
         assert needed in ignore
 
 
