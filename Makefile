@@ -39,10 +39,12 @@ emulator: $(STAMP)
 	$(BIN)/python -m harvest_emulator --host 127.0.0.1 --port 8765
 
 # the wheel and the sdist (dist/), for `pip install` into your own Airflow (docs/own-airflow.md); PyPA's build
-# makes the sdist in an isolated environment, then the wheel from that sdist, so the sdist is known complete
+# makes the sdist in an isolated environment, then the wheel from that sdist, so the sdist is known complete;
+# the egg-info setuptools leaves beside pyproject.toml goes (on sys.path in the tests, it would be a second copy)
 dist: $(STAMP)
 	rm -rf $(DIST)
 	$(BIN)/python -m build --outdir $(DIST) .
+	rm -rf artifact_harvest.egg-info
 
 clean:
 	rm -rf $(VENV) .demo .bench .pytest_cache $(DIST) build artifact_harvest.egg-info

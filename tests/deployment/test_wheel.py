@@ -85,6 +85,7 @@ def dist(tmp_path_factory, overlay) -> Path:
          tmp)
     _run(["make", "-s", "-C", str(ROOT), "dist", f"BIN={python.parent}", "STAMP=", f"DIST={tmp / 'dist'}"],
          _clean_env(), tmp, timeout=280)
+    assert not (ROOT / "artifact_harvest.egg-info").exists()  # no second copy of the metadata left on sys.path
     return tmp / "dist"
 
 
