@@ -1,7 +1,8 @@
 """``[artifact_harvest]`` settings from Airflow's configuration (``AIRFLOW__ARTIFACT_HARVEST__*``).
 
 ``setting(key, default, type)`` returns the configured value converted with ``type``, or ``default`` when the key
-is unset or Airflow's configuration is unavailable (plain scripts, benchmarks). See docs/download.md for the keys.
+is unset or Airflow's configuration is unavailable (plain scripts, benchmarks). Every key with its default:
+docs/configuration.md.
 """
 
 from __future__ import annotations
