@@ -19,7 +19,6 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import uuid
@@ -27,29 +26,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "plugins"), str(ROOT / "include"), str(ROOT)]
+from tests.pace_processes import query_together  # noqa: E402
+
 LIMIT = 10  # MiniMax's documented queries per second for the speech query
 REDIS_URL = "redis://127.0.0.1:6379/0"
-
-_TRIGGERER = """
-import asyncio, json, sys, time
-from artifact_harvest.minimax.hook import MiniMaxHook
-
-conn_id, task_id, callers, calls = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-hook = MiniMaxHook(conn_id)
-print("ready", flush=True)
-sys.stdin.readline()
-
-async def main():
-    async def one():
-        for _ in range(calls):
-            await hook.aquery_task("speech", task_id)
-    started = time.time()
-    await asyncio.gather(*(one() for _ in range(callers)))
-    print(json.dumps({"start": started, "end": time.time()}), flush=True)
-
-asyncio.run(main())
-"""
-
 
 def _run_mode(emulator, mode: str, task_id: str, callers: int, calls: int) -> dict:
     conn = json.loads(os.environ["AIRFLOW_CONN_MINIMAX_DEFAULT"])
@@ -62,25 +42,11 @@ def _run_mode(emulator, mode: str, task_id: str, callers: int, calls: int) -> di
     if mode == "redis":
         env["AIRFLOW__ARTIFACT_HARVEST__RATE_LIMIT_URL"] = REDIS_URL
     emulator.control.clear_rates()
-    procs = [subprocess.Popen([sys.executable, "-c", _TRIGGERER, conn_id, task_id, str(callers), str(calls)],
-                              env=env, text=True, stdin=subprocess.PIPE, stdout=subprocess.PIPE) for _ in range(2)]
     try:
-        for proc in procs:
-            if proc.stdout.readline().strip() != "ready":
-                raise RuntimeError(f"{mode}: a triggerer process did not start")
-        for proc in procs:
-            proc.stdin.write("go\n")
-            proc.stdin.flush()
-        spans = []
-        for proc in procs:
-            out, _ = proc.communicate(timeout=600)
-            if proc.returncode != 0:
-                raise RuntimeError(f"{mode}: a triggerer process failed ({proc.returncode})")
-            spans.append(json.loads(out.strip().splitlines()[-1]))
+        spans = query_together(conn_id, task_id, callers=callers, calls=calls, env=env, timeout=600)
+    except RuntimeError as exc:
+        raise RuntimeError(f"{mode}: {exc}") from exc
     finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
         if mode == "redis":
             import redis
 

@@ -110,7 +110,7 @@ def test_two_concurrent_archivers_of_one_key(s3_archive, object_store, tmp_path)
     """Both pass the HEAD check and upload at once; one data object and one manifest that agree remain.
 
     (Same bytes: two runs of one export. moto 5.2.5 checks If-None-Match without a lock, so two *different*
-    objects completed in the same instant can both pass it there; real S3 serialises them: see the README.)
+    objects completed in the same instant can both pass it there; real S3 serialises them: see docs/object-storage.md.)
     """
     data = [payload(6 * MiB, 1), payload(6 * MiB, 1)]
     files = [staged(tmp_path / f"staging{i}", data[i]) for i in range(2)]

@@ -6,8 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -17,6 +15,7 @@ import pytest
 from artifact_harvest.core.pace import HEADROOM, pace_for, wait_deadline
 from artifact_harvest.minimax.hook import MiniMaxHook
 from artifact_harvest.minimax.triggers import MiniMaxTaskTrigger
+from tests.pace_processes import query_together
 
 SPEECH_QUERY = "/v1/query/t2a_async_query_v2"
 
@@ -148,27 +147,6 @@ async def test_a_wait_refused_until_its_deadline_times_out_not_errors(emu, paced
     assert time.monotonic() - started < 10
 
 
-_TRIGGERER = r"""
-import asyncio, json, sys, time
-from artifact_harvest.minimax.hook import MiniMaxHook
-
-conn_id, task_id = sys.argv[1], sys.argv[2]
-hook = MiniMaxHook(conn_id)
-print("ready", flush=True)
-sys.stdin.readline()
-
-async def main():
-    async def one():
-        for _ in range(6):
-            await hook.aquery_task("speech", task_id)
-    started = time.time()
-    await asyncio.gather(*(one() for _ in range(5)))
-    print(json.dumps({"start": started, "end": time.time()}), flush=True)
-
-asyncio.run(main())
-"""
-
-
 def _redis_url() -> str:
     import redis
 
@@ -191,23 +169,9 @@ def test_two_processes_standing_in_for_two_triggerers_share_one_budget_through_r
     emu.control.configure(rate_limits={"minimax": {"rps": 10}})
     emu.control.clear_rates()
     env = {**os.environ, "AIRFLOW__ARTIFACT_HARVEST__RATE_LIMIT_URL": url}
-    procs = [subprocess.Popen([sys.executable, "-c", _TRIGGERER, conn_id, task_id], env=env, text=True,
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE) for _ in range(2)]
     try:
-        for proc in procs:
-            assert proc.stdout.readline().strip() == "ready"
-        for proc in procs:
-            proc.stdin.write("go\n")
-            proc.stdin.flush()
-        spans = []
-        for proc in procs:
-            out, _ = proc.communicate(timeout=120)
-            assert proc.returncode == 0
-            spans.append(json.loads(out.strip().splitlines()[-1]))
+        spans = query_together(conn_id, task_id, callers=5, calls=6, env=env, timeout=120)
     finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
         redis.Redis.from_url(url).delete(f"artifact_harvest:pace:minimax:{conn_id}")
     assert max(s["start"] for s in spans) < min(s["end"] for s in spans)  # they ran at the same time
     counts = minimax_counts(emu)

@@ -8,6 +8,7 @@ archivers of one key cannot both win: the loser verifies what the winner wrote, 
 Whatever is found in place (a winner's file, a file left without a manifest by a crash) is read back and compared by sha256 before
 anything else is written: the same bytes are a no-op, different bytes an ``ArchiveConflict`` naming both.
 The stores (``archive_local.LocalStore``, ``archive_s3.S3Store``, ``FsspecStore``) share one small interface.
+Layout, manifest, Asset events and the S3 store's guarantees: docs/object-storage.md.
 """
 
 from __future__ import annotations

@@ -6,6 +6,7 @@ the data file and one the manifest; the other finds them and verifies. A link on
 fsynced file, so a reader never sees a half-written one. Staging on another filesystem is copied to a
 temporary name beside the target (hashed while copied), fsynced, then linked into place. The same create
 takes the key's lease (``core.lease``); ``link`` is atomic on NFS as well, unlike ``O_EXCL`` on old clients.
+The archive's layout and guarantees: docs/object-storage.md.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """One Asset per provider: downstream DAGs schedule on "a new <provider> artifact was archived".
 
 The Asset events double as the archive's index (their extra is the manifest): the Artifacts page lists them,
-and each download task links to its artifact's page there.
+and each download task links to its artifact's page there. One event per archived artifact, and when a re-run
+says ``already_archived``: docs/object-storage.md.
 """
 
 from __future__ import annotations

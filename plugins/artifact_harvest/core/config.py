@@ -1,8 +1,8 @@
 """``[artifact_harvest]`` settings from Airflow's configuration (``AIRFLOW__ARTIFACT_HARVEST__*``).
 
 ``setting(key, default, type)`` returns the configured value converted with ``type``, or ``default`` when the key
-is unset or Airflow's configuration is unavailable (plain scripts, benchmarks). Every key, declared to Airflow in
-provider_config.py, with its default: docs/own-airflow.md.
+is unset or Airflow's configuration is unavailable (plain scripts, benchmarks). Every key with its default:
+docs/configuration.md; declared to Airflow (``airflow config list``) in ``artifact_harvest.provider_config``.
 """
 
 from __future__ import annotations
