@@ -1,17 +1,21 @@
-"""What every pipeline DAG shares, so DAG files stay thin: default args, tags, the waiting Params."""
+"""What every pipeline DAG shares, so the builders stay thin: the DAG header, default args, tags, the waiting
+Params."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pendulum
-from airflow.sdk import Param
+from airflow.sdk import DAG, Param
 
 OWNER = "artifact-harvest"
 
 #: every DAG the demo and the distributed test trigger carries this tag
 PIPELINE_TAG = "pipeline"
+
+#: every pipeline's start_date (the scheduled ones never catch up: a run reaches back to its watermark, docs/sweeps.md)
+START_DATE = datetime(2026, 1, 1, tzinfo=timezone.utc)
 
 
 def default_args(**overrides: Any) -> dict[str, Any]:
@@ -38,9 +42,12 @@ def duration_seconds(value: str | float) -> float:
     """An ISO 8601 duration from a trigger form (``PT6H``, ``P7D``) in seconds, for a sensor's timeout.
 
     Airflow 3.3 renders ``format: duration`` Params as a checked text box; this filter (``| seconds`` in a
-    template) turns the value back into the seconds the sensors take. Plain numbers pass through.
+    template) turns the value back into the seconds the sensors take. Positive numbers (a run's conf, the REST
+    API) are seconds already.
     """
-    if isinstance(value, (int, float)):
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if value <= 0:
+            raise ValueError(f"expected a positive number of seconds, got {value!r}")
         return float(value)
     parsed = pendulum.parse(str(value).strip())
     if not isinstance(parsed, pendulum.Duration) or parsed.total_seconds() <= 0:
@@ -53,10 +60,17 @@ FILTERS = {"seconds": duration_seconds}
 
 
 def timeout_param(default: str, what: str) -> Param:
-    """The wait timeout as an ISO 8601 duration a person reads (``P7D`` rather than 604800)."""
-    return Param(default, type="string", format="duration", title="Timeout", section=WAITING_SECTION,
+    """The wait timeout: an ISO 8601 duration a person reads (``P7D`` rather than 604800), or seconds.
+
+    The form shows the duration box (the UI picks the first type, ``string``, with ``format: duration``); a run's
+    conf or the REST API may send a number of seconds (``"timeout": 240``). Anything else is refused when the
+    run is triggered, naming ``timeout``.
+    """
+    return Param(default, type=["string", "number"], format="duration", exclusiveMinimum=0, title="Timeout",
+                 section=WAITING_SECTION,
                  description=f"How long to wait for {what} before the run fails: an ISO 8601 duration, e.g. "
-                 "PT30M (30 minutes), PT6H (6 hours), P1D (1 day), P7D (7 days).")
+                 "PT30M (30 minutes), PT6H (6 hours), P1D (1 day), P7D (7 days); a run's conf may also give "
+                 "a number of seconds.")
 
 
 def poll_interval_param(default: float, hint: str, minimum: float = 0.05) -> Param:
@@ -71,5 +85,29 @@ def waiting_params(poll_interval: float, poll_hint: str, timeout: str, what: str
             "timeout": timeout_param(timeout, what)}
 
 
-#: a sensor's arguments from ``waiting_params`` (the DAG needs ``user_defined_filters=FILTERS``)
+#: a sensor's arguments from ``waiting_params`` (``pipeline_dag`` gives every DAG the ``seconds`` filter)
 WAIT_ARGS = {"poll_interval": "{{ params.poll_interval }}", "wait_timeout": "{{ params.timeout | seconds }}"}
+
+
+def pipeline_dag(dag_id: str, provider: str, *, description: str, doc_md: str, schedule: Any = None,
+                 params: dict[str, Param] | None = None, **options: Any) -> DAG:
+    """The DAG header every pipeline shares; use it as ``with pipeline_dag(...) as dag:``.
+
+    Shared: ``start_date`` (``START_DATE``), no catchup, ``default_args()``, the tags
+    ``artifact-harvest, <provider>, pipeline``, the ``seconds`` filter of ``WAIT_ARGS``. ``doc_md`` is
+    Markdown opening with a ``###`` heading (surrounding blank lines are dropped). ``options`` go to
+    ``DAG`` as they are (``max_active_runs``, ``render_template_as_native_obj``).
+    """
+    return DAG(
+        dag_id=dag_id,
+        description=description,
+        schedule=schedule,
+        start_date=START_DATE,
+        catchup=False,
+        default_args=default_args(),
+        tags=tags(provider, PIPELINE_TAG),
+        doc_md=doc_md.strip(),
+        user_defined_filters=FILTERS,
+        params=params,
+        **options,
+    )
