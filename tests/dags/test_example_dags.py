@@ -63,7 +63,8 @@ def test_the_repository_dags_folder_has_each_pipeline_once():
 def test_nothing_in_the_package_imports_example_dags():
     """Importing it makes eight DAGs: only a user's DAG file may do that."""
     modules = _modules()
-    importers = [name for name, path in modules.items() if "artifact_harvest.example_dags" in _imports(name, path, modules)]
+    importers = [name for name, path in modules.items()
+                 if "artifact_harvest.example_dags" in _imports(name, path, modules)]
     assert importers == []
 
 

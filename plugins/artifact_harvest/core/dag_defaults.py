@@ -14,7 +14,7 @@ OWNER = "artifact-harvest"
 #: every DAG the demo and the distributed test trigger carries this tag
 PIPELINE_TAG = "pipeline"
 
-#: the first data interval of the scheduled pipelines (they never catch up before their watermark)
+#: every pipeline's start_date (the scheduled ones never catch up: a run reaches back to its watermark, docs/sweeps.md)
 START_DATE = datetime(2026, 1, 1, tzinfo=timezone.utc)
 
 
