@@ -46,3 +46,18 @@ def test_dag_conventions(path):
             assert schema.get("description") or dag.params.get_param(name).description, (
                 f"{dag_id}: param {name!r} has no description for the trigger form"
             )
+
+
+@pytest.mark.parametrize("path", DAG_FILES, ids=lambda p: p.name)
+def test_dag_serializes_with_the_shared_retry_policy(path):
+    """Every task carries PROVIDER_RETRY_POLICY (docs/errors.md), and the DAG still serializes for the scheduler."""
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    from artifact_harvest.core.retry_policy import PROVIDER_RETRY_POLICY
+
+    for dag_id, dag in _bag(path).dags.items():
+        serialized = DagSerialization.serialize_dag(dag)
+        scheduler_dag = DagSerialization.deserialize_dag(serialized)
+        for task in dag.tasks:
+            assert task.retry_policy == PROVIDER_RETRY_POLICY, f"{dag_id}.{task.task_id}: not the shared policy"
+            assert scheduler_dag.task_dict[task.task_id].has_retry_policy, f"{dag_id}.{task.task_id}"

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from artifact_harvest.core.errors import FatalProviderError, TransientProviderError
+from artifact_harvest.core.errors import FatalProviderError, QuotaExhausted, TransientProviderError
 from artifact_harvest.minimax.hook import MiniMaxHook
 from harvest_emulator.credentials import MINIMAX_API_KEY
 
@@ -87,10 +87,13 @@ def test_persistent_rate_limit_gives_up_as_transient(emu):
     assert info.value.code == 1002
 
 
-@pytest.mark.parametrize("code", [1004, 2049, 1008, 1026, 1027, 2013, 2056])
-def test_terminal_codes_fail_at_once(emu, code):
+@pytest.mark.parametrize(("code", "error"), [(1004, FatalProviderError), (2049, FatalProviderError),
+                                           (1026, FatalProviderError), (1027, FatalProviderError),
+                                           (2013, FatalProviderError), (1008, QuotaExhausted),
+                                           (2056, QuotaExhausted)])
+def test_terminal_codes_are_not_resent(emu, code, error):
     emu.control.push_scenario("minimax", error_code=code)
-    with pytest.raises(FatalProviderError) as info:
+    with pytest.raises(error) as info:
         MiniMaxHook().create_video("x", "T2V-01")
     assert info.value.code == code
     assert len(emu.control.requests("/v1/video_generation")) == 1

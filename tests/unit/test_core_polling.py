@@ -7,7 +7,7 @@ import time
 import pytest
 
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSensorTimeout
-from artifact_harvest.core.errors import FatalProviderError, TransientProviderError
+from artifact_harvest.core.errors import FatalProviderError, QuotaExhausted, TransientProviderError
 from artifact_harvest.core.polling import PollingTrigger, PollResult
 from artifact_harvest.core.sensors import judge_event
 
@@ -73,6 +73,15 @@ async def test_fatal_provider_error_is_not_retryable():
     (event,) = await events_of(trigger)
     assert event == {"status": "error", "message": "[p] X-User-Token is invalid (code 200401)",
                      "retryable": False, "code": 200401}
+
+
+async def test_no_balance_in_a_trigger_fails_without_retries_saying_so():
+    trigger = make([QuotaExhausted("minimax", "insufficient balance", code=1008, hint="top up the MiniMax account")])
+    (event,) = await events_of(trigger)
+    assert event["retryable"] is False and event["code"] == 1008
+    assert event["message"] == "[minimax] insufficient balance (code 1008) fails without retrying: top up the MiniMax account"
+    with pytest.raises(AirflowFailException, match="fails without retrying: top up"):
+        judge_event(event)
 
 
 async def test_wall_clock_deadline_ends_a_job_that_never_finishes():

@@ -10,6 +10,7 @@ from artifact_harvest.core.errors import (
     FatalProviderError,
     MalformedResponseError,
     ProviderError,
+    QuotaExhausted,
     TransientProviderError,
 )
 from artifact_harvest.core.http import ApiResponse
@@ -37,14 +38,31 @@ def test_rate_limit_and_transient_codes_are_retryable(code):
 
 
 @pytest.mark.parametrize(("code", "meaning"), [
-    (1004, "authentication"), (2049, "invalid API key"), (1008, "insufficient balance"),
-    (1026, "input rejected"), (1027, "output rejected"), (2013, "invalid parameters"), (2056, "usage limit"),
+    (1004, "authentication"), (2049, "invalid API key"),
+    (1026, "input rejected"), (1027, "output rejected"), (2013, "invalid parameters"),
 ])
 def test_terminal_codes_fail_at_once_with_their_meaning(code, meaning):
     with pytest.raises(FatalProviderError) as info:
         MiniMaxHook.parse(envelope(code, "provider says no"))
     assert info.value.code == code
     assert meaning in str(info.value) and "provider says no" in str(info.value)
+
+
+@pytest.mark.parametrize(("code", "meaning", "hint"), [
+    (1008, "insufficient balance", "top up the MiniMax account"),
+    (2056, "usage limit exceeded", "next 5-hour usage window"),
+    (1028, "quota exhausted", "top up the account"),
+    (1030, "quota exhausted", "top up the account"),
+    (2061, "model not in the plan", "a model the plan includes"),
+])
+def test_money_and_quota_codes_are_quota_exhausted(code, meaning, hint):
+    with pytest.raises(QuotaExhausted) as info:
+        MiniMaxHook.parse(envelope(code, "provider says no"))
+    error = info.value
+    assert not isinstance(error, (TransientProviderError, FatalProviderError))  # the retry policy decides
+    assert error.code == code and meaning in str(error) and "provider says no" in str(error)
+    assert error.reason.endswith(f"fails without retrying: {error.hint}") and hint in error.hint
+    assert f"code {code}" in error.reason and "request id req-1" in error.reason
 
 
 def test_unknown_code_is_a_plain_provider_error():

@@ -6,7 +6,13 @@ import json
 
 import pytest
 
-from artifact_harvest.core.errors import FatalProviderError, MalformedResponseError, ProviderError, TransientProviderError
+from artifact_harvest.core.errors import (
+    FatalProviderError,
+    MalformedResponseError,
+    ProviderError,
+    QuotaExhausted,
+    TransientProviderError,
+)
 from artifact_harvest.core.http import ApiResponse
 from artifact_harvest.core.polling import Phase
 from artifact_harvest.qianfan.hook import parse
@@ -141,6 +147,18 @@ def test_auth_errors_are_fatal_with_what_to_check(status, code, hint):
     error = info.value
     assert (error.code, error.request_id, error.http_status, error.provider_message) == (code, "req-42", status, "nope")
     assert hint in str(error) and "req-42" in str(error) and code in str(error)
+
+
+@pytest.mark.parametrize(("code", "hint"), [("QuotaLimitExceeded", "raise the Qianfan quota"),
+                                           ("QuotaLimitExpired", "renew the Qianfan quota")])
+def test_quota_codes_are_quota_exhausted(code, hint):
+    with pytest.raises(QuotaExhausted) as info:
+        parse(answer(400, {"requestId": "req-9", "code": code, "message": "quota used up"}))
+    error = info.value
+    assert not isinstance(error, (TransientProviderError, FatalProviderError))  # the retry policy decides
+    assert (error.code, error.request_id, error.http_status, error.provider_message) == (code, "req-9", 400,
+                                                                                         "quota used up")
+    assert hint in error.reason and "fails without retrying" in error.reason and code in error.reason
 
 
 @pytest.mark.parametrize("status", [429, 500, 503])

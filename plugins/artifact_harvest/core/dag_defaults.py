@@ -9,6 +9,8 @@ from typing import Any
 import pendulum
 from airflow.sdk import DAG, Param
 
+from artifact_harvest.core.retry_policy import PROVIDER_RETRY_POLICY
+
 OWNER = "artifact-harvest"
 
 #: every DAG the demo and the distributed test trigger carries this tag
@@ -26,6 +28,7 @@ def default_args(**overrides: Any) -> dict[str, Any]:
         "retry_delay": timedelta(seconds=30),
         "retry_exponential_backoff": 2.0,
         "max_retry_delay": timedelta(minutes=10),
+        "retry_policy": PROVIDER_RETRY_POLICY,  # money/quota: no retries; rate limits: Retry-After (docs/errors.md)
         **overrides,
     }
 

@@ -5,6 +5,8 @@ The class says what Airflow should do with the failure:
 - ``TransientProviderError``: worth another attempt (rate limits, 5xx, dropped connections).
 - ``FatalProviderError``: retrying cannot help (bad key, no permission, invalid parameters, a terminal
   remote failure); it is an ``AirflowFailException`` so the task fails without using its retries.
+- ``QuotaExhausted``: the account is out of money or quota; the shared retry policy
+  (``core.retry_policy``) fails the task without its retries and says what to do (docs/errors.md).
 - ``SubmissionInDoubt``: a create/start was sent but its answer was lost; it is never resent blindly, the
   next step (or Airflow try) looks the job up first (``core.idempotency``).
 - ``ProviderError``: anything else (unknown codes, malformed or non-JSON answers); Airflow's normal task
@@ -43,7 +45,7 @@ class ProviderError(AirflowException):
         self.retry_after = retry_after
         super().__init__(self._render())
 
-    def _render(self) -> str:
+    def _render(self, hint_prefix: str = ". ") -> str:
         where = []
         if self.code is not None:
             where.append(f"code {self.code}")
@@ -55,7 +57,7 @@ class ProviderError(AirflowException):
         if where:
             text += f" ({', '.join(where)})"
         if self.hint:
-            text += f". {self.hint}"
+            text += f"{hint_prefix}{self.hint}"
         return text
 
 
@@ -80,6 +82,24 @@ class SubmissionInDoubt(ProviderError):
 
 class FatalProviderError(ProviderError, AirflowFailException):
     """Retrying cannot help: the task fails at once with what to fix."""
+
+
+class QuotaExhausted(ProviderError):
+    """The account has no balance or quota left: no retry within the task's window can succeed.
+
+    Not an ``AirflowFailException``, so Airflow consults the task's retry policy: ``PROVIDER_RETRY_POLICY``
+    (every pipeline DAG's default) fails the task at once with :attr:`reason`; a trigger reports it as not
+    retryable. A task without that policy keeps Airflow's standard retries.
+    """
+
+    def __init__(self, provider: str, message: str, *, hint: str | None = None, **kwargs: Any) -> None:
+        super().__init__(provider, message, hint=hint or "top up the account or wait for the quota to reset",
+                         **kwargs)
+
+    @property
+    def reason(self) -> str:
+        """The failure, and that it fails without retrying: what a person must do instead."""
+        return self._render(" fails without retrying: ")
 
 
 class MalformedResponseError(ProviderError):

@@ -19,7 +19,7 @@ import aiohttp
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from artifact_harvest.core import pool
-from artifact_harvest.core.errors import ProviderError, TransientProviderError
+from artifact_harvest.core.errors import ProviderError, QuotaExhausted, TransientProviderError
 from artifact_harvest.core.pace import is_rate_limited, wait_deadline
 
 
@@ -121,8 +121,10 @@ class PollingTrigger(BaseTrigger):
                     return
                 self.log.warning("transient error %d/%d: %s", consecutive_errors, self.max_transient_errors, exc)
             except ProviderError as exc:
-                # as on a worker: only a fatal error skips Airflow's retries (unknown codes, malformed answers do not)
-                yield self._event("error", str(exc), retryable=not _is_fatal(exc), code=exc.code)
+                # as on a worker: only a fatal error skips Airflow's retries (unknown codes, malformed answers do not);
+                # no balance or quota fails as the retry policy decides on a worker (docs/errors.md)
+                text = exc.reason if isinstance(exc, QuotaExhausted) else str(exc)
+                yield self._event("error", text, retryable=not _is_fatal(exc), code=exc.code)
                 return
             else:
                 consecutive_errors = 0
@@ -193,4 +195,4 @@ async def akilled_by_user(ti: Any) -> bool:
 def _is_fatal(exc: ProviderError) -> bool:
     from airflow.sdk.exceptions import AirflowFailException
 
-    return isinstance(exc, AirflowFailException)
+    return isinstance(exc, (AirflowFailException, QuotaExhausted))

@@ -14,6 +14,7 @@ from artifact_harvest.core.errors import (
     FatalProviderError,
     MalformedResponseError,
     ProviderError,
+    QuotaExhausted,
     TransientProviderError,
 )
 from artifact_harvest.core.hook import ProviderHook
@@ -49,11 +50,17 @@ TRANSIENT_CODES = {
 FATAL_CODES = {
     1004: ("authentication failed", "check the API key and that it belongs to this host's region"),
     2049: ("invalid API key", "check the API key in the connection"),
-    1008: ("insufficient balance", "top up the MiniMax account"),
     1026: ("input rejected as sensitive content", "change the prompt or input"),
     1027: ("output rejected as sensitive content", "change the prompt or input"),
     2013: ("invalid parameters", "fix the request parameters"),
-    2056: ("usage limit exceeded", "wait for the next usage window or upgrade the plan"),
+}
+#: money or quota: no retry helps before someone pays or the window resets (core.retry_policy)
+QUOTA_CODES = {
+    1008: ("insufficient balance", "top up the MiniMax account"),
+    2056: ("usage limit exceeded", "wait for the next 5-hour usage window or upgrade the plan"),
+    1028: ("quota exhausted or model not in the plan", "top up the account or use a model the plan includes"),
+    1030: ("quota exhausted or model not in the plan", "top up the account or use a model the plan includes"),
+    2061: ("quota exhausted or model not in the plan", "top up the account or use a model the plan includes"),
 }
 
 
@@ -121,6 +128,9 @@ class MiniMaxHook(ProviderHook):
         if code in FATAL_CODES:
             meaning, hint = FATAL_CODES[code]
             raise FatalProviderError(PROVIDER, _explain(meaning, message), hint=hint, **kwargs)
+        if code in QUOTA_CODES:
+            meaning, hint = QUOTA_CODES[code]
+            raise QuotaExhausted(PROVIDER, _explain(meaning, message), hint=hint, **kwargs)
         if resp.status != 200:
             raise resp.http_error(message, code=code)
         raise ProviderError(PROVIDER, message, **kwargs)

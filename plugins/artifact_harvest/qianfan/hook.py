@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 from baidubce.auth.bce_credentials import BceCredentials
 from baidubce.auth.bce_v1_signer import sign
 
-from artifact_harvest.core.errors import MalformedResponseError, ProviderError
+from artifact_harvest.core.errors import MalformedResponseError, ProviderError, QuotaExhausted
 from artifact_harvest.core.hook import ProviderHook
 from artifact_harvest.core.http import ApiClient, ApiResponse, Call, Redactor
 from artifact_harvest.qianfan.status import PROVIDER, ExportRecord
@@ -38,6 +38,11 @@ AUTH_HINTS = {
     "(NTP) and the connection's sign_expiration_seconds",
     "AccessDenied": f"grant the IAM user of this AK the policy {_POLICIES}",
     "PermissionDeniedError": f"grant the IAM user of this AK the policy {_POLICIES}",
+}
+#: money or quota: no retry helps before the quota is raised or renewed (core.retry_policy)
+QUOTA_HINTS = {
+    "QuotaLimitExceeded": "raise the Qianfan quota or top up the account, then run again",
+    "QuotaLimitExpired": "renew the Qianfan quota or top up the account, then run again",
 }
 
 
@@ -104,6 +109,9 @@ def parse(resp: ApiResponse) -> dict[str, Any]:
             raise resp.unexpected("code", "is missing from the error answer")
         code = str(body["code"])
         answered = dataclasses.replace(resp, request_id=body.get("requestId") or resp.request_id)
+        if code in QUOTA_HINTS:
+            raise QuotaExhausted(PROVIDER, str(body.get("message") or code), code=code, http_status=resp.status,
+                                 request_id=answered.request_id, hint=QUOTA_HINTS[code])
         raise answered.http_error(str(body.get("message") or code), code=code, hint=AUTH_HINTS.get(code))
     result = body.get("result") if isinstance(body, dict) else None
     if not isinstance(result, dict):
