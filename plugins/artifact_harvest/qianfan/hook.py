@@ -29,7 +29,7 @@ DEFAULT_SIGN_EXPIRATION = 300
 CONNECTION_PROBE_ID = "amv-connectiontest"
 
 _POLICIES = "QianfanFullControlAccessPolicy or QianfanModelTuningFullControlAccessPolicy"
-#: Qianfan's class is its HTTP status; these codes (which no retry can fix) add what to check
+#: the codes no retry can fix, with what to check (any other error is judged by its HTTP status)
 CODES = ProviderCodes(fatal={
     "SignatureDoesNotMatch": "check that the connection's secret key (password) belongs to its access key (login)",
     "InvalidHTTPAuthHeader": "check that the connection's access key and secret key are a valid AK/SK pair",
@@ -39,6 +39,7 @@ CODES = ProviderCodes(fatal={
     "AccessDenied": f"grant the IAM user of this AK the policy {_POLICIES}",
     "PermissionDeniedError": f"grant the IAM user of this AK the policy {_POLICIES}",
 })
+
 
 def canonical_time(timestamp: int) -> str:
     """``yyyy-mm-ddThh:mm:ssZ`` (UTC), the x-bce-date and auth-string format."""
