@@ -189,7 +189,7 @@ def minimax_tls(proxy, **kwargs) -> ApiClient:
     from artifact_harvest.minimax.hook import MiniMaxHook
 
     return client(proxy.url, headers={"Authorization": f"Bearer {MINIMAX_API_KEY}"}, verify=False,
-                  parse=MiniMaxHook.parse, **kwargs)
+                  parse=MiniMaxHook().parse, **kwargs)
 
 
 @pytest.mark.parametrize("mode", ["sync", "async"])
@@ -246,7 +246,7 @@ async def test_the_providers_own_rate_limit_code_in_a_503_is_resent_for_a_create
                           body={"base_resp": {"status_code": 1002, "status_msg": "rate limit exceeded"}})
     from artifact_harvest.minimax.hook import MiniMaxHook
 
-    api = client(emu.url, headers={"Authorization": f"Bearer {MINIMAX_API_KEY}"}, parse=MiniMaxHook.parse)
+    api = client(emu.url, headers={"Authorization": f"Bearer {MINIMAX_API_KEY}"}, parse=MiniMaxHook().parse)
     answer = await send(api, Call("POST", VIDEO, json=VIDEO_BODY), mode)
     [job] = emu.control.jobs("minimax")
     assert answer["task_id"] == job["job_id"] and hits(emu, VIDEO) == 3

@@ -27,13 +27,13 @@ def envelope(code: int, msg: str = "m", **body) -> ApiResponse:
 
 
 def test_success_returns_the_body():
-    assert MiniMaxHook.parse(envelope(0, "success", task_id="9"))["task_id"] == "9"
+    assert MiniMaxHook().parse(envelope(0, "success", task_id="9"))["task_id"] == "9"
 
 
 @pytest.mark.parametrize("code", [1002, 1039, 2045, 1000, 1001, 1013, 1024, 1033])
 def test_rate_limit_and_transient_codes_are_retryable(code):
     with pytest.raises(TransientProviderError) as info:
-        MiniMaxHook.parse(envelope(code))
+        MiniMaxHook().parse(envelope(code))
     assert info.value.code == code
 
 
@@ -43,7 +43,7 @@ def test_rate_limit_and_transient_codes_are_retryable(code):
 ])
 def test_terminal_codes_fail_at_once_with_their_meaning(code, meaning):
     with pytest.raises(FatalProviderError) as info:
-        MiniMaxHook.parse(envelope(code, "provider says no"))
+        MiniMaxHook().parse(envelope(code, "provider says no"))
     assert info.value.code == code
     assert meaning in str(info.value) and "provider says no" in str(info.value)
 
@@ -57,7 +57,7 @@ def test_terminal_codes_fail_at_once_with_their_meaning(code, meaning):
 ])
 def test_money_and_quota_codes_are_quota_exhausted(code, meaning, hint):
     with pytest.raises(QuotaExhausted) as info:
-        MiniMaxHook.parse(envelope(code, "provider says no"))
+        MiniMaxHook().parse(envelope(code, "provider says no"))
     error = info.value
     assert not isinstance(error, (TransientProviderError, FatalProviderError))  # the retry policy decides
     assert error.code == code and meaning in str(error) and "provider says no" in str(error)
@@ -67,16 +67,16 @@ def test_money_and_quota_codes_are_quota_exhausted(code, meaning, hint):
 
 def test_unknown_code_is_a_plain_provider_error():
     with pytest.raises(ProviderError) as info:
-        MiniMaxHook.parse(envelope(1042, "invisible characters"))
+        MiniMaxHook().parse(envelope(1042, "invisible characters"))
     assert not isinstance(info.value, (TransientProviderError, FatalProviderError))
     assert info.value.code == 1042
 
 
 def test_missing_envelope_is_malformed():
     with pytest.raises(MalformedResponseError, match="base_resp"):
-        MiniMaxHook.parse(answer({"task_id": "1"}))
+        MiniMaxHook().parse(answer({"task_id": "1"}))
 
 
 def test_http_5xx_without_envelope_is_transient():
     with pytest.raises(TransientProviderError):
-        MiniMaxHook.parse(answer(b"<html>bad gateway</html>", status=502))
+        MiniMaxHook().parse(answer(b"<html>bad gateway</html>", status=502))

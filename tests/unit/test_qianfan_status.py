@@ -15,7 +15,7 @@ from artifact_harvest.core.errors import (
 )
 from artifact_harvest.core.http import ApiResponse
 from artifact_harvest.core.polling import Phase
-from artifact_harvest.qianfan.hook import parse
+from artifact_harvest.qianfan.hook import QianfanHook
 from artifact_harvest.qianfan.status import ExportRecord, ExportState, VanishWatch, is_missing, judge, replaced_by
 
 DONE = {
@@ -118,6 +118,10 @@ def test_vanish_watch_learns_from_doing_and_resets_when_the_record_returns():
     assert watch.missing_for(doing, None, 106.0) is None and watch.missing_since is None
     known = VanishWatch(expect_record=True)  # export id known from the create step: no Doing needed
     assert known.missing_for(gone, "amve-1", 50.0) == 0.0
+
+
+def parse(resp: ApiResponse):
+    return QianfanHook().parse(resp)
 
 
 def answer(status: int, body, headers=None) -> ApiResponse:

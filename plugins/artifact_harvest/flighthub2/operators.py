@@ -13,26 +13,29 @@ from airflow.sdk.exceptions import AirflowSkipException
 
 from artifact_harvest.core.transfer import RemoteFile
 from artifact_harvest.core.errors import InvalidParameterError, TransientProviderError
+from artifact_harvest.core.hook import HookPerTask
 from artifact_harvest.core.idempotency import remember, remembered, submit_once
 from artifact_harvest.core.intervals import run_interval
 from artifact_harvest.core.operators import DownloadAndArchiveOperator
 from artifact_harvest.core.params import as_bool
 from artifact_harvest.core.polling import Phase
-from artifact_harvest.flighthub2.hook import FlightHub2Hook, FlightHub2HookMixin, parameter_text
-from artifact_harvest.flighthub2.status import judge_open_model
+from artifact_harvest.flighthub2.hook import FlightHub2Hook, parameter_text
+from artifact_harvest.flighthub2.status import PROVIDER, judge_open_model
 from artifact_harvest.flighthub2.upload import PhotoUploader, UploadTarget, list_photos
 from artifact_harvest.flighthub2.validation import check_image_count
 
-PROVIDER = "flighthub2"
 UPLOAD_STATE = "flighthub2_upload"
 STARTED_STATE = "flighthub2_started_models"
 
 
-class _FlightHub2Operator(FlightHub2HookMixin, BaseOperator):
-    def __init__(self, *, flighthub2_conn_id: str = FlightHub2Hook.default_conn_name, api_version: str = "v0.1",
+class _FlightHub2Operator(HookPerTask, BaseOperator):
+    hook_class = FlightHub2Hook
+    hook_args = ("api_version",)
+
+    def __init__(self, *, conn_id: str = FlightHub2Hook.default_conn_name, api_version: str = "v0.1",
                  **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.flighthub2_conn_id = flighthub2_conn_id
+        self.conn_id = conn_id
         self.api_version = api_version
 
 
@@ -194,7 +197,7 @@ class FlightHub2StartReconstructionOperator(_FlightHub2Operator):
         )
 
 
-class FlightHub2DownloadModelOperator(FlightHub2HookMixin, DownloadAndArchiveOperator):
+class FlightHub2DownloadModelOperator(_FlightHub2Operator, DownloadAndArchiveOperator):
     """Download a model file through a fresh ``model/download-url/{file_id}`` URL and archive it.
 
     :param file_id: the model file id (templated): a model-management model ``id``, or an open model's
@@ -204,15 +207,9 @@ class FlightHub2DownloadModelOperator(FlightHub2HookMixin, DownloadAndArchiveOpe
     provider = PROVIDER
     template_fields: Sequence[str] = (*DownloadAndArchiveOperator.template_fields, "file_id")
 
-    def __init__(self, *, file_id: str, flighthub2_conn_id: str = FlightHub2Hook.default_conn_name,
-                 api_version: str = "v0.1", **kwargs: Any) -> None:
+    def __init__(self, *, file_id: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.file_id = file_id
-        self.flighthub2_conn_id = flighthub2_conn_id
-        self.api_version = api_version
-
-    def verify_tls(self) -> bool:
-        return self.hook.client.verify
 
     def remote_file(self, context: Context) -> RemoteFile:
         url = self.hook.download_url(str(self.file_id)).get("url")

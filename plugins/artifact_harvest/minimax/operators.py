@@ -51,7 +51,7 @@ class _MiniMaxCreateOperator(HookPerTask, BaseOperator):
     kind: TaskKind
     template_fields: Sequence[str] = ("resubmit_if_in_doubt", "resubmit_failed")
 
-    def __init__(self, *, conn_id: str = "minimax_default", resubmit_if_in_doubt: bool | str = False,
+    def __init__(self, *, conn_id: str = MiniMaxHook.default_conn_name, resubmit_if_in_doubt: bool | str = False,
                  resubmit_failed: bool | str = False, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.conn_id = conn_id
@@ -134,8 +134,8 @@ class MiniMaxDownloadOperator(HookPerTask, DownloadAndArchiveOperator):
     hook_class = MiniMaxHook
     template_fields = (*DownloadAndArchiveOperator.template_fields, "minimax_task_id")
 
-    def __init__(self, *, file_id: int | str, minimax_task_id: str | None = None, conn_id: str = "minimax_default",
-                 **kwargs: Any) -> None:
+    def __init__(self, *, file_id: int | str, minimax_task_id: str | None = None,
+                 conn_id: str = MiniMaxHook.default_conn_name, **kwargs: Any) -> None:
         super().__init__(artifact_key=str(file_id), **kwargs)
         self.minimax_task_id = minimax_task_id
         self.conn_id = conn_id
@@ -148,9 +148,6 @@ class MiniMaxDownloadOperator(HookPerTask, DownloadAndArchiveOperator):
         if self.minimax_task_id:
             self.source["task_id"] = str(self.minimax_task_id)
         return super().execute(context)
-
-    def verify_tls(self) -> bool:
-        return self.hook.client.verify
 
     def remote_file(self, context: Context) -> RemoteFile:
         file = self.hook.retrieve_file(self.artifact_key)
@@ -169,7 +166,8 @@ class MiniMaxDownloadOperator(HookPerTask, DownloadAndArchiveOperator):
         return extra
 
 
-def unarchived_files_between(start: datetime, end: datetime, conn_id: str = "minimax_default") -> list[dict[str, Any]]:
+def unarchived_files_between(start: datetime, end: datetime,
+                             conn_id: str = MiniMaxHook.default_conn_name) -> list[dict[str, Any]]:
     """Output files (every purpose in ``OUTPUT_PURPOSES``) created in ``[start, end)`` and not archived yet,
     as ``{"file_id": ...}`` kwargs for a mapped :class:`MiniMaxDownloadOperator`. Keyed on the interval,
     so a rerun or a backfill finds the same files and skips what an earlier run archived."""

@@ -158,9 +158,6 @@ class QianfanDownloadExportOperator(HookPerTask, DownloadAndArchiveOperator):
         self.export_id = export_id
         self.conn_id = conn_id
 
-    def verify_tls(self) -> bool:
-        return self.hook.client.verify
-
     def execute(self, context: Context) -> dict:
         """An export replaced by a newer ``Done`` one of the same version (another run's force_new_export)
         cannot be fetched any more (Describe lists only the newest): the newer one is archived, under its own
