@@ -28,6 +28,7 @@ from artifact_harvest.core.http import (
 )
 from artifact_harvest.core.pace import FIELD as RATE_FIELD
 from artifact_harvest.core.pace import pace_for
+from artifact_harvest.core.retry_policy import PROVIDER_RETRY_POLICY
 
 
 @dataclasses.dataclass(frozen=True)
@@ -202,6 +203,14 @@ class HookPerTask:
     @cached_property
     def hook(self) -> Any:
         return self.hook_class(self.conn_id, **{name: getattr(self, name) for name in self.hook_args})
+
+    def _hook_apply_defaults(self, *args: Any, **kwargs: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        """Operators and sensors: ``PROVIDER_RETRY_POLICY`` unless the task or its ``default_args`` name a
+        policy, so a task built outside the pipeline DAGs still fails at once on no balance (docs/errors.md).
+        Airflow's ``BaseOperator`` calls this while it applies ``default_args``."""
+        if "retry_policy" not in kwargs and "retry_policy" not in (kwargs.get("default_args") or {}):
+            kwargs["retry_policy"] = PROVIDER_RETRY_POLICY
+        return args, kwargs
 
     def verify_tls(self) -> bool:
         """Whether downloads verify TLS: the connection's extra ``verify_ssl``, as for the API calls."""
