@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
+
 @dataclass(frozen=True)
 class DatasetRef:
     """A dataset by OpenLineage identity, without OpenLineage's classes: what providers hand to this module.
@@ -83,8 +84,8 @@ class ArchiveLineageMixin:
     """For download operators: the archived artifact as the task's output dataset.
 
     The operator sets ``archived_manifest`` when it archived (or found) the artifact; the run named in it is the
-    one that wrote it (``alreadyArchived`` for any other). Providers name the
-    ``source`` keys that are their ids (``lineage_source_keys``) and may add input datasets (``lineage_inputs``).
+    one that wrote it (``alreadyArchived`` for any other). Providers name the ``source`` keys that are their
+    ids (``lineage_source_keys``) and may add input datasets (``lineage_inputs``).
     """
 
     lineage_source_keys: ClassVar[tuple[str, ...]] = ()

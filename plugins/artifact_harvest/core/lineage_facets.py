@@ -76,8 +76,8 @@ def artifact_output(ref: Any, stored: Any, manifest: dict[str, Any], ids: dict[s
 
 
 def output(ref: Any) -> OutputDataset:
-    stats = {} if ref.file_count is None else {
-        "outputStatistics": output_statistics_output_dataset.OutputStatisticsOutputDatasetFacet(fileCount=ref.file_count)}
+    stats = {} if ref.file_count is None else {"outputStatistics": (
+        output_statistics_output_dataset.OutputStatisticsOutputDatasetFacet(fileCount=ref.file_count))}
     return OutputDataset(namespace=ref.namespace, name=ref.name, outputFacets=stats)
 
 

@@ -8,8 +8,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from artifact_harvest.core.lineage import (
     ArchiveLineageMixin,
     DatasetRef,
@@ -55,7 +53,8 @@ def test_the_archived_artifact_is_named_by_the_archive_root_and_its_key():
 
 
 def test_source_ids_are_the_named_keys_that_are_set():
-    assert source_ids(MANIFEST, ("modelId", "exportId", "replacesExportId")) == {"modelId": "amv-1", "exportId": "exp-1"}
+    keys = ("modelId", "exportId", "replacesExportId")
+    assert source_ids(MANIFEST, keys) == {"modelId": "amv-1", "exportId": "exp-1"}
     assert source_ids({"source": {"file_id": 316}}, ("file_id", "task_id")) == {"file_id": "316"}
 
 
