@@ -29,6 +29,8 @@ os.environ.update(
         "AIRFLOW__ARTIFACT_HARVEST__RETRY_BASE_DELAY": "0.05",
         "AIRFLOW__ARTIFACT_HARVEST__RETRY_MAX_DELAY": "0.5",
         "AIRFLOW__ARTIFACT_HARVEST__PROGRESS_INTERVAL": "0.5",
+        # no OpenLineage events (and no listener) unless a test turns it on: tests/dags/test_lineage.py
+        "AIRFLOW__OPENLINEAGE__DISABLED": "True",
     }
 )
 os.environ.pop("AIRFLOW_CONFIG", None)

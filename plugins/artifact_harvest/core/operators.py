@@ -22,6 +22,7 @@ from artifact_harvest.core.archive import Archiver, archive_root, staging_dir
 from artifact_harvest.core.assets import ArtifactDetailLink, asset_for
 from artifact_harvest.core.transfer import DownloadedFile, Downloader, RemoteFile
 from artifact_harvest.core.lease import owner_of
+from artifact_harvest.core.lineage import ArchiveLineageMixin
 
 log = logging.getLogger(__name__)
 
@@ -97,8 +98,11 @@ def _already(provider: str, artifact_key: str, existing: dict, context: Any) -> 
     return existing
 
 
-class DownloadAndArchiveOperator(BaseOperator):
-    """Provider-agnostic: ask the provider for a fresh URL, download (resumable, verified), archive, emit an Asset event."""
+class DownloadAndArchiveOperator(ArchiveLineageMixin, BaseOperator):
+    """Provider-agnostic: ask the provider for a fresh URL, download (resumable, verified), archive, emit an Asset event.
+
+    With the openlineage provider the archived artifact is the task's output dataset (``core.lineage``).
+    """
 
     provider: ClassVar[str] = ""
     template_fields = ("artifact_key", "source")
@@ -134,7 +138,7 @@ class DownloadAndArchiveOperator(BaseOperator):
         return True
 
     def execute(self, context: Context) -> dict:
-        return download_and_archive(
+        self.archived_manifest = download_and_archive(
             self.provider,
             self.artifact_key,
             lambda: self.remote_file(context),
@@ -144,3 +148,4 @@ class DownloadAndArchiveOperator(BaseOperator):
             skip_if_archived=self.skip_if_archived,
             verify_tls=self.verify_tls(),
         )
+        return self.archived_manifest

@@ -16,6 +16,7 @@ from artifact_harvest.core.errors import InvalidParameterError, TransientProvide
 from artifact_harvest.core.hook import HookPerTask
 from artifact_harvest.core.idempotency import remember, remembered, submit_once
 from artifact_harvest.core.intervals import run_interval
+from artifact_harvest.core.lineage import DatasetRef, location, provider_dataset, transfer_lineage
 from artifact_harvest.core.operators import DownloadAndArchiveOperator
 from artifact_harvest.core.params import as_bool
 from artifact_harvest.core.polling import Phase
@@ -101,7 +102,14 @@ class FlightHub2UploadPhotosOperator(_FlightHub2Operator):
             [{"name": n, "etag": e} for n, e in sorted(etags.items()) if n in names], self.resource_name,
         )
         self.log.info("registered %d photos in resource %s", count, target.resource_uuid)
+        self._uploaded = (str(self.photos), len(files), target.resource_uuid)
         return target.resource_uuid
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage: the photos folder in, the FlightHub 2 resource out (nothing when none was uploaded)."""
+        photos, count, resource = getattr(self, "_uploaded", None) or (None, 0, None)
+        return transfer_lineage([location(photos, count)] if photos else [],
+                                [provider_dataset(PROVIDER, f"resource/{resource}")] if resource else [])
 
 
 class FlightHub2StartReconstructionOperator(_FlightHub2Operator):
@@ -206,10 +214,16 @@ class FlightHub2DownloadModelOperator(_FlightHub2Operator, DownloadAndArchiveOpe
 
     provider = PROVIDER
     template_fields: Sequence[str] = (*DownloadAndArchiveOperator.template_fields, "file_id")
+    lineage_source_keys = ("model_uuid", "model_id", "file_id", "resource_uuid")
 
     def __init__(self, *, file_id: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.file_id = file_id
+
+    def lineage_inputs(self, manifest: dict) -> list[DatasetRef]:
+        """A reconstructed model comes from the uploaded resource (the upload task's output dataset)."""
+        resource = (manifest.get("source") or {}).get("resource_uuid")
+        return [provider_dataset(PROVIDER, f"resource/{resource}")] if resource else []
 
     def remote_file(self, context: Context) -> RemoteFile:
         url = self.hook.download_url(str(self.file_id)).get("url")

@@ -133,6 +133,7 @@ class MiniMaxDownloadOperator(HookPerTask, DownloadAndArchiveOperator):
     provider = PROVIDER
     hook_class = MiniMaxHook
     template_fields = (*DownloadAndArchiveOperator.template_fields, "minimax_task_id")
+    lineage_source_keys = ("file_id", "task_id")
 
     def __init__(self, *, file_id: int | str, minimax_task_id: str | None = None,
                  conn_id: str = MiniMaxHook.default_conn_name, **kwargs: Any) -> None:

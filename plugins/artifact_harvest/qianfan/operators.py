@@ -149,6 +149,7 @@ class QianfanDownloadExportOperator(HookPerTask, DownloadAndArchiveOperator):
     provider = PROVIDER
     hook_class = QianfanHook
     template_fields = (*DownloadAndArchiveOperator.template_fields, "model_id", "export_id")
+    lineage_source_keys = ("modelId", "exportId", "replacesExportId")
 
     def __init__(
         self, *, model_id: str, export_id: str, conn_id: str = QianfanHook.default_conn_name, **kwargs: Any
