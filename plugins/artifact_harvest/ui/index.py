@@ -7,7 +7,7 @@ request. Events of re-runs that archived nothing (``"already_archived": true``) 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 from sqlalchemy import JSON, Select, and_, false, func, or_, select, type_coerce
@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from airflow.models.asset import AssetEvent, AssetModel
 
 from artifact_harvest.core.assets import ASSET_URI_PREFIX
+from artifact_harvest.core.usage import add_up
 
 MAX_PAGE = 200
 
@@ -126,4 +127,19 @@ def facets(session: Session, readable_dag_ids: set[str] | None) -> dict[str, lis
     return {"providers": [u[len(ASSET_URI_PREFIX):] for u in uris], "dags": [d for d in dags if d]}
 
 
-__all__ = ["Filters", "MAX_PAGE", "facets", "find_artifact", "list_artifacts", "row"]
+def usage_summary(session: Session, filters: Filters, readable_dag_ids: set[str] | None) -> list[dict[str, Any]]:
+    """The manifests' ``usage`` added up per provider, DAG and month (UTC, of the archive event); only the
+    ``usage`` field of each extra is read. An artifact without usage counts as unknown, not zero."""
+    stmt = _filtered(_artifact_events(readable_dag_ids), filters).with_only_columns(
+        AssetModel.uri, AssetEvent.source_dag_id, AssetEvent.timestamp, type_coerce(AssetEvent.extra, JSON)["usage"]
+    )
+    return add_up((uri[len(ASSET_URI_PREFIX):], dag_id or "", _month(timestamp), usage)
+                  for uri, dag_id, timestamp, usage in session.execute(stmt))
+
+
+def _month(timestamp: datetime) -> str:
+    aware = timestamp if timestamp.tzinfo else timestamp.replace(tzinfo=timezone.utc)
+    return aware.astimezone(timezone.utc).strftime("%Y-%m")
+
+
+__all__ = ["Filters", "MAX_PAGE", "facets", "find_artifact", "list_artifacts", "row", "usage_summary"]
