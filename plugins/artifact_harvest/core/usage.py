@@ -129,22 +129,22 @@ class Totals:
     sums: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     labels: dict[str, dict[str, Any]] = field(default_factory=dict)
 
-    def add(self, raw: Any) -> None:
-        """One artifact's manifest ``usage`` (None or empty: unknown)."""
-        self.artifacts += 1
+    def add(self, raw: Any, count: int = 1) -> None:
+        """``count`` artifacts with this manifest ``usage`` (None or empty: unknown)."""
+        self.artifacts += count
         usage = Usage.from_dict(raw)
         if not usage:
-            self.unknown += 1
+            self.unknown += count
             return
         for name, q in usage.quantities.items():
             if q.numeric:
                 entry = self.sums.setdefault((name, q.unit), {"total": 0, "artifacts": 0, "sources": {}})
-                entry["total"] += q.value
+                entry["total"] += q.value * count
             else:
                 entry = self.labels.setdefault(name, {"values": {}, "artifacts": 0, "sources": {}})
-                entry["values"][q.value] = entry["values"].get(q.value, 0) + 1
-            entry["artifacts"] += 1
-            entry["sources"][q.source] = entry["sources"].get(q.source, 0) + 1
+                entry["values"][q.value] = entry["values"].get(q.value, 0) + count
+            entry["artifacts"] += count
+            entry["sources"][q.source] = entry["sources"].get(q.source, 0) + count
 
     def to_dict(self) -> dict[str, Any]:
         quantities = [{"name": n, "unit": u, **e} for (n, u), e in sorted(self.sums.items())]
@@ -152,12 +152,12 @@ class Totals:
         return {"artifacts": self.artifacts, "unknown": self.unknown, "quantities": quantities}
 
 
-def add_up(rows: Iterable[tuple[str, str, str, Any]]) -> list[dict[str, Any]]:
-    """``(provider, dag_id, month, usage)`` rows as one :class:`Totals` per (provider, DAG, month): newest
-    month first, then provider and DAG."""
+def add_up(rows: Iterable[tuple[str, str, str, Any, int]]) -> list[dict[str, Any]]:
+    """``(provider, dag_id, month, usage, count)`` rows (``count`` artifacts with that usage) as one
+    :class:`Totals` per (provider, DAG, month): newest month first, then provider and DAG."""
     groups: dict[tuple[str, str, str], Totals] = {}
-    for provider, dag_id, month, raw in rows:
-        groups.setdefault((provider, dag_id, month), Totals()).add(raw)
+    for provider, dag_id, month, raw, count in rows:
+        groups.setdefault((provider, dag_id, month), Totals()).add(raw, count)
     ordered = sorted(groups.items(), key=lambda item: (_desc(item[0][2]), item[0][0], item[0][1]))
     return [{"provider": p, "dag_id": d, "month": m, **t.to_dict()} for (p, d, m), t in ordered]
 

@@ -6,11 +6,12 @@ request. Events of re-runs that archived nothing (``"already_archived": true``) 
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Select, and_, false, func, or_, select, type_coerce
+from sqlalchemy import JSON, Select, and_, extract, false, func, or_, select, type_coerce
 from sqlalchemy.orm import Session
 
 from airflow.models.asset import AssetEvent, AssetModel
@@ -128,18 +129,24 @@ def facets(session: Session, readable_dag_ids: set[str] | None) -> dict[str, lis
 
 
 def usage_summary(session: Session, filters: Filters, readable_dag_ids: set[str] | None) -> list[dict[str, Any]]:
-    """The manifests' ``usage`` added up per provider, DAG and month (UTC, of the archive event); only the
-    ``usage`` field of each extra is read. An artifact without usage counts as unknown, not zero."""
-    stmt = _filtered(_artifact_events(readable_dag_ids), filters).with_only_columns(
-        AssetModel.uri, AssetEvent.source_dag_id, AssetEvent.timestamp, type_coerce(AssetEvent.extra, JSON)["usage"]
-    )
-    return add_up((uri[len(ASSET_URI_PREFIX):], dag_id or "", _month(timestamp), usage)
-                  for uri, dag_id, timestamp, usage in session.execute(stmt))
+    """The manifests' ``usage`` added up per provider, DAG and month (UTC, of the archive event). The database
+    groups the events by provider, DAG, month and ``usage`` text and counts them, so Python reads one row per
+    distinct usage. An artifact without usage counts as unknown, not zero."""
+    when = AssetEvent.timestamp
+    if session.get_bind().dialect.name == "postgresql":
+        when = func.timezone("UTC", when)  # EXTRACT reads timestamptz in the session's time zone
+    year, month, usage = extract("year", when), extract("month", when), _field("usage")
+    keys = (AssetModel.uri, AssetEvent.source_dag_id, year, month, usage)
+    stmt = _filtered(_artifact_events(readable_dag_ids), filters).with_only_columns(*keys, func.count())
+    return add_up((uri[len(ASSET_URI_PREFIX):], dag_id or "", f"{int(y):04d}-{int(m):02d}", _json(text), count)
+                  for uri, dag_id, y, m, text, count in session.execute(stmt.group_by(*keys)))
 
 
-def _month(timestamp: datetime) -> str:
-    aware = timestamp if timestamp.tzinfo else timestamp.replace(tzinfo=timezone.utc)
-    return aware.astimezone(timezone.utc).strftime("%Y-%m")
+def _json(text: str | None) -> Any:
+    try:
+        return json.loads(text) if text else None
+    except ValueError:
+        return None
 
 
 __all__ = ["Filters", "MAX_PAGE", "facets", "find_artifact", "list_artifacts", "row", "usage_summary"]

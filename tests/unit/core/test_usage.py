@@ -67,14 +67,17 @@ def test_totals_sum_numbers_per_unit_count_labels_and_keep_unknown_apart():
 
 def test_add_up_groups_per_provider_dag_and_month_newest_first():
     seconds = {"video_seconds": {"value": 6, "unit": "s", "source": "request"}}
-    groups = add_up([("minimax", "video", "2026-04", seconds), ("minimax", "video", "2026-05", seconds),
-                     ("minimax", "video", "2026-05", seconds), ("qianfan", "export", "2026-05", None),
-                     ("minimax", "speech", "2026-05", None)])
+    groups = add_up([("minimax", "video", "2026-04", seconds, 1), ("minimax", "video", "2026-05", seconds, 1),
+                     ("minimax", "video", "2026-05", seconds, 1), ("qianfan", "export", "2026-05", None, 1),
+                     ("minimax", "speech", "2026-05", None, 1)])
     assert [(g["month"], g["provider"], g["dag_id"]) for g in groups] == [
         ("2026-05", "minimax", "speech"), ("2026-05", "minimax", "video"), ("2026-05", "qianfan", "export"),
         ("2026-04", "minimax", "video")]
     assert groups[1]["quantities"][0]["total"] == 12 and groups[3]["quantities"][0]["total"] == 6
     assert (groups[2]["artifacts"], groups[2]["unknown"], groups[2]["quantities"]) == (1, 1, [])
+    # the database hands over one row per distinct usage with its count: the same sums
+    [counted] = add_up([("minimax", "video", "2026-05", seconds, 2)])
+    assert counted == groups[1]
 
 
 class _TI:
