@@ -107,7 +107,8 @@ def push(context: Any, usage: Usage) -> None:
 
 
 def upstream(context: Any, task: Any) -> Usage:
-    """What the tasks upstream of ``task`` pushed with :func:`push` (merged; none pushed: empty)."""
+    """What the tasks upstream of ``task`` pushed with :func:`push` (merged; none pushed: empty). Pushers are
+    unmapped tasks (a submit step): the pushes of a mapped one's instances would all be merged."""
     ti = context.get("ti")
     ids = sorted(task.get_flat_relative_ids(upstream=True)) if hasattr(task, "get_flat_relative_ids") else []
     if ti is None or not ids:
