@@ -20,7 +20,7 @@ from artifact_harvest.core.operators import download_and_archive
 
 MANIFEST_KEYS = {
     "provider", "artifact_key", "filename", "size_bytes", "sha256", "md5", "source", "archived_at",
-    "dag_id", "run_id", "extra", "path",
+    "dag_id", "run_id", "extra", "usage", "path",
 }
 
 
@@ -62,10 +62,19 @@ def test_layout_and_manifest(archive_root, staging_dir):
     assert manifest == json.loads((archive_root / "minimax/job-1/manifest.json").read_text())
     assert (manifest["size_bytes"], manifest["sha256"], manifest["md5"]) == (file.size, file.sha256, file.md5)
     assert manifest["source"] == {"job_id": "j-1"} and manifest["extra"] == {"model": "m"}
+    assert manifest["usage"] == {}  # none given: unknown
     assert datetime.fromisoformat(manifest["archived_at"]).utcoffset().total_seconds() == 0
     assert manifest["path"].endswith("/minimax/job-1/model.bin")
     assert not file.path.exists(), "the staging file is removed once archived"
     assert Archiver().is_archived("minimax", "job-1") and not Archiver().is_archived("minimax", "job-2")
+
+
+def test_manifest_records_the_usage_given(archive_root, staging_dir):
+    seconds = {"video_seconds": {"value": 6, "unit": "s", "source": "request"}}
+    manifest = Archiver().archive(staged(staging_dir, b"video"), provider="minimax", artifact_key="job-1",
+                                  source={}, dag_id="d", run_id="r", usage=seconds)
+    assert manifest["usage"] == seconds
+    assert json.loads((archive_root / "minimax/job-1/manifest.json").read_text())["usage"] == seconds
 
 
 def test_second_archive_with_same_bytes_is_a_noop(archive_root, staging_dir):

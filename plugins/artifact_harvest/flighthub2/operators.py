@@ -11,8 +11,8 @@ from urllib.parse import unquote, urlsplit
 from airflow.sdk import BaseOperator, Context
 from airflow.sdk.exceptions import AirflowSkipException
 
-from artifact_harvest.core.transfer import RemoteFile
-from artifact_harvest.core.errors import InvalidParameterError, TransientProviderError
+from artifact_harvest.core.transfer import DownloadedFile, RemoteFile
+from artifact_harvest.core.errors import InvalidParameterError, ProviderError, TransientProviderError
 from artifact_harvest.core.hook import HookPerTask
 from artifact_harvest.core.idempotency import remember, remembered, submit_once
 from artifact_harvest.core.intervals import run_interval
@@ -20,8 +20,9 @@ from artifact_harvest.core.lineage import DatasetRef, location, provider_dataset
 from artifact_harvest.core.operators import DownloadAndArchiveOperator
 from artifact_harvest.core.params import as_bool
 from artifact_harvest.core.polling import Phase
+from artifact_harvest.core.usage import Quantity, Usage
 from artifact_harvest.flighthub2.hook import FlightHub2Hook, parameter_text
-from artifact_harvest.flighthub2.status import PROVIDER, judge_open_model
+from artifact_harvest.flighthub2.status import MODEL_TYPES, PROVIDER, judge_open_model
 from artifact_harvest.flighthub2.upload import PhotoUploader, UploadTarget, list_photos
 from artifact_harvest.flighthub2.validation import check_image_count
 
@@ -231,6 +232,29 @@ class FlightHub2DownloadModelOperator(_FlightHub2Operator, DownloadAndArchiveOpe
             raise TransientProviderError(PROVIDER, f"file {self.file_id} is still being compressed (empty URL)")
         name = posixpath.basename(unquote(urlsplit(url).path)) or f"{self.file_id}.zip"
         return RemoteFile(url, name)
+
+    def usage(self, downloaded: DownloadedFile, context: Context) -> Usage:
+        """The model's type and its resource's image count, as FlightHub 2 reports them: an open model's
+        ``model_type`` and resource ``file_names`` (a deleted resource's images are unknown), a listed
+        model-management model's ``file_type``."""
+        usage, source = super().usage(downloaded, context), self.source or {}
+        try:
+            model_type, resource_uuid = source.get("model_type"), source.get("resource_uuid")
+            if source.get("model_uuid") and not (model_type and resource_uuid):
+                model = self.hook.open_model(str(source["model_uuid"]))
+                model_type, resource_uuid = model.get("model_type"), model.get("resource_uuid")
+            names = {int(enum): name for name, (_, _, enum) in MODEL_TYPES.items()}
+            if str(model_type).isdigit() and int(model_type) in names:
+                usage = usage.merge(Usage.of(model_type=Quantity.reported(names[int(model_type)])))
+            elif str(source.get("file_type") or "").startswith("model_"):  # a model-management model
+                usage = usage.merge(Usage.of(model_type=Quantity.reported(str(source["file_type"])[6:])))
+            resource = self.hook.resource(str(resource_uuid)) if resource_uuid else {}
+        except ProviderError as exc:
+            self.log.warning("usage partly unknown: FlightHub 2 did not answer: %s", exc)
+            return usage
+        if resource.get("status") == 1 and resource.get("file_names"):
+            usage = usage.merge(Usage.of(images=Quantity.reported(len(resource["file_names"]), "images")))
+        return usage
 
 
 class FlightHub2ListModelsOperator(_FlightHub2Operator):

@@ -162,6 +162,13 @@ class MiniMaxHook(ProviderHook):
     async def acreate_speech(self, text: str, model: str, voice_id: str, **options: Any) -> str:
         return _task_id(await self.asend(self._create_speech(text, model, voice_id, **options)))
 
+    def create_speech_metered(self, text: str, model: str, voice_id: str, **options: Any) -> tuple[str, int | None]:
+        """``create_speech``, plus the create answer's ``usage_characters`` (what MiniMax counts; None if absent)."""
+        answer = self._send(self._create_speech(text, model, voice_id, **options))
+        characters = answer.get("usage_characters")
+        return _task_id(answer), characters if isinstance(characters, int) and not isinstance(characters, bool) \
+            else None
+
     def query_task(self, kind: TaskKind | str, task_id: str) -> dict[str, Any]:
         """The raw query answer of a video or speech task (judge it with ``status.judge_task``)."""
         return self.send(self._query_task(kind, task_id))
