@@ -50,7 +50,7 @@ def approval_param() -> Param:
 _MARKDOWN = re.compile(r"([\\`*_{}\[\]()<>#+\-.!|~])")
 
 
-def quote(text: str, limit: int = 120) -> str:
+def quote(text: object, limit: int = 120) -> str:
     """A one-line excerpt of user text for the review panel: at most ``limit`` characters, Markdown escaped."""
     line = " ".join(str(text).split())
     if len(line) > limit:

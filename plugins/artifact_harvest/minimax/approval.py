@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from artifact_harvest.core.approval import Summary, quote
+from artifact_harvest.core.http import redact_url
 from artifact_harvest.minimax.validation import check_prompt, check_speech, check_video
 
 
@@ -13,8 +14,8 @@ def video_summary(params: Mapping[str, Any]) -> Summary:
     """Model, duration, resolution, prompt length and first frame; uses the video's seconds. Checks MiniMax's
     rules first (``InvalidParameterError``), so nobody approves a request MiniMax would refuse."""
     prompt = check_prompt(params.get("prompt"))
-    model, resolution, frame = str(params.get("model")), params.get("resolution") or None, params.get(
-        "first_frame_image") or None
+    model = str(params.get("model"))
+    resolution, frame = params.get("resolution") or None, params.get("first_frame_image") or None
     duration = int(params["duration"]) if params.get("duration") else None
     check_video(model, duration, resolution, frame)
     seconds = f"{duration} seconds" if duration else "the model's default length"
@@ -23,7 +24,7 @@ def video_summary(params: Mapping[str, Any]) -> Summary:
     elif str(frame).startswith("data:"):
         first_frame = f"an inline data: URL ({len(str(frame)):,} characters)"
     else:
-        first_frame = f"the image at {quote(frame)}"
+        first_frame = f"the image at {quote(redact_url(str(frame)))}"  # a signed query stays out
     sent = [
         f"Model: {model}",
         f"Duration: {seconds}",

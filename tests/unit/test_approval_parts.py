@@ -35,6 +35,12 @@ def test_video_summary():
     assert summary.uses == ["MiniMax video: 10 seconds (one video, MiniMax-Hailuo-02, 768P)"]
 
 
+def test_video_summary_keeps_a_signed_query_out():
+    frame = "https://bucket.example/frame.png?X-Amz-Signature=abc123secret"
+    summary = video_summary({**VIDEO, "model": "I2V-01", "duration": 6, "resolution": None, "first_frame_image": frame})
+    assert "abc123secret" not in " ".join(summary.sent) and "frame\\.png" in summary.sent[4]
+
+
 def test_video_summary_refuses_what_minimax_would():
     with pytest.raises(InvalidParameterError, match="duration"):
         video_summary({**VIDEO, "resolution": "1080P"})  # 1080P is 6 s only
