@@ -65,7 +65,7 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log):
 
 def unpaced(env: dict[str, str]) -> dict[str, str]:
     """The suite's default connections with a pace far above anything it sends (the providers' documented
-    paces would only slow it down); the pacing tests make connections of their own (tests/integration/test_pace.py)."""
+    paces would only slow it down); the pacing tests make connections of their own (tests/integration/core/test_pace.py)."""
     import json
 
     out = {}

@@ -14,7 +14,7 @@ import requests
 from artifact_harvest.flighthub2.hook import FlightHub2Hook
 from artifact_harvest.flighthub2.operators import FlightHub2StartReconstructionOperator
 from artifact_harvest.flighthub2.upload import PhotoUploader, UploadTarget, list_photos
-from support import StateStore, load_dag, task_states, uploaded_photos
+from tests.support import StateStore, load_dag, task_states, uploaded_photos
 from harvest_emulator.credentials import FLIGHTHUB2_TOKEN
 from harvest_emulator.flighthub2 import DEFAULT_SIZE, DEMO_FILE_ID, DEMO_RUNS, UPLOAD_BUCKET
 

@@ -11,7 +11,7 @@ import pytest
 from harvest_emulator.credentials import SECRETS
 from harvest_emulator.flighthub2 import SAMPLE_PHOTOS
 from harvest_emulator.minimax import SEED_SPEECH_FILE_ID
-from support import load_dag, task_states
+from tests.support import load_dag, task_states
 
 FAST = {"poll_interval": 0.05, "timeout": "PT30S"}
 

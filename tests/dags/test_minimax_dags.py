@@ -11,7 +11,7 @@ import pytest
 import requests
 
 from artifact_harvest.minimax.hook import MiniMaxHook
-from support import load_dag, task_states
+from tests.support import load_dag, task_states
 from harvest_emulator.credentials import MINIMAX_API_KEY
 from harvest_emulator.minimax import (
     DEMO_RUNS,

@@ -10,7 +10,7 @@ import pytest
 import requests
 
 from artifact_harvest.qianfan.hook import QianfanHook
-from support import archived_files, load_dag, task_states
+from tests.support import archived_files, load_dag, task_states
 from harvest_emulator.credentials import QIANFAN_AK, QIANFAN_SK
 from harvest_emulator.qianfan import DEMO_RUNS, SEEDED_EXPORT_ID, SEEDED_MODEL_ID
 

@@ -15,7 +15,7 @@ from artifact_harvest.flighthub2.triggers import FlightHub2ModelReadyTrigger
 from artifact_harvest.minimax.hook import MiniMaxHook
 from artifact_harvest.minimax.triggers import MiniMaxTaskTrigger
 
-from test_flighthub2_hook import upload
+from tests.integration.flighthub2.test_hook import upload
 
 QUERY = "/v1/query/video_generation"
 RUNNING = "/open_model/models/running"

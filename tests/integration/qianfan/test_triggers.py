@@ -14,7 +14,7 @@ from artifact_harvest.qianfan.hook import QianfanHook
 from artifact_harvest.qianfan.operators import EXPORT_ID_KEY, QianfanCreateModelExportOperator
 from artifact_harvest.qianfan.sensors import QianfanModelExportSensor
 from artifact_harvest.qianfan.triggers import QianfanModelExportTrigger
-from support import StateStore
+from tests.support import StateStore
 from harvest_emulator.qianfan import DEFAULT_SIZE, SEEDED_EXPORT_ID, SEEDED_MODEL_ID
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from support import StateStore
+from tests.support import StateStore
 from artifact_harvest.core.errors import ProviderError
 from artifact_harvest.core.usage import XCOM_KEY
 from artifact_harvest.minimax.operators import (

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from artifact_harvest.core.archive import ArchiveConflict, Archiver
-from tests.integration.test_archive import all_files, archive, staged
+from tests.integration.core.test_archive import all_files, archive, staged
 
 MiB = 1 << 20
 

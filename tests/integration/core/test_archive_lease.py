@@ -16,7 +16,7 @@ from fsspec.implementations.local import LocalFileSystem
 
 from artifact_harvest.core.archive import ArchiveConflict, Archiver
 from artifact_harvest.core.lease import LeaseLost, LeaseSettings
-from tests.integration.test_archive import staged
+from tests.integration.core.test_archive import staged
 
 MiB = 1 << 20
 KEY = "export-1"

@@ -18,8 +18,8 @@ from harvest_emulator.object_store import ARCHIVE_BUCKET
 from artifact_harvest.core import archive_s3
 from artifact_harvest.core.archive import Archiver
 from artifact_harvest.core.errors import TransientProviderError
-from tests.integration.test_archive import archive, staged
-from tests.integration.test_archive_s3 import PART, body, count_calls, keys, open_uploads, payload
+from tests.integration.core.test_archive import archive, staged
+from tests.integration.core.test_archive_s3 import PART, body, count_calls, keys, open_uploads, payload
 from tests.support import StateStore
 
 KEY = "archive/minimax/job-1/model.bin"

@@ -95,7 +95,7 @@ async def test_wall_clock_deadline_ends_a_job_that_never_finishes():
 def test_serialize_round_trip_keeps_the_deadline():
     trigger = make([], end_time=1234.5, poll_interval=7, max_transient_errors=2)
     classpath, kwargs = trigger.serialize()
-    assert classpath.endswith("test_core_polling.ScriptedTrigger")
+    assert classpath.endswith("test_polling.ScriptedTrigger")
     assert kwargs == {"script": [], "end_time": 1234.5, "poll_interval": 7.0, "max_transient_errors": 2}
     assert ScriptedTrigger(**kwargs).serialize() == (classpath, kwargs)
 

@@ -15,7 +15,7 @@ from artifact_harvest.flighthub2.upload import PhotoUploader, UploadTarget, list
 from harvest_emulator.credentials import FLIGHTHUB2_PROJECT_UUID, FLIGHTHUB2_TOKEN
 from tests.support import uploaded_photos
 
-PHOTOS = Path(__file__).resolve().parents[2] / "include" / "sample_data" / "flighthub2_photos"
+PHOTOS = Path(__file__).resolve().parents[3] / "include" / "sample_data" / "flighthub2_photos"
 
 
 def _conn(monkeypatch, conn_id: str, url: str, password: str = FLIGHTHUB2_TOKEN, **extra) -> str:

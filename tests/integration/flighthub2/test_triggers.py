@@ -13,7 +13,7 @@ from artifact_harvest.flighthub2.sensors import FlightHub2DownloadUrlSensor, Fli
 from artifact_harvest.flighthub2.triggers import FlightHub2DownloadUrlTrigger, FlightHub2ModelReadyTrigger
 from harvest_emulator.credentials import FLIGHTHUB2_PROJECT_UUID, FLIGHTHUB2_TOKEN
 
-from test_flighthub2_hook import upload
+from tests.integration.flighthub2.test_hook import upload
 
 
 def start(model_type: str = "3d") -> str:

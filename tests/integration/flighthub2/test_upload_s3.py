@@ -18,7 +18,7 @@ from artifact_harvest.flighthub2.operators import FlightHub2UploadPhotosOperator
 from artifact_harvest.flighthub2.upload import MULTIPART_THRESHOLD
 from tests.support import StateStore, uploaded_photos
 
-PHOTOS = Path(__file__).resolve().parents[2] / "include" / "sample_data" / "flighthub2_photos"
+PHOTOS = Path(__file__).resolve().parents[3] / "include" / "sample_data" / "flighthub2_photos"
 SOURCE = "drone-photos"
 BIG = "DJI_0099.jpg"
 

@@ -11,8 +11,8 @@ from harvest_emulator.object_store import ARCHIVE_BUCKET
 from harvest_emulator.qianfan import SEEDED_EXPORT_ID, SEEDED_MODEL_ID
 
 from artifact_harvest.qianfan.hook import QianfanHook
-from support import load_dag, task_states
-from tests.integration.test_archive_s3 import body, keys, open_uploads
+from tests.support import load_dag, task_states
+from tests.integration.core.test_archive_s3 import body, keys, open_uploads
 
 FAST = {"poll_interval": 0.05, "timeout": "PT30S"}
 

@@ -14,7 +14,7 @@ import pytest
 from artifact_harvest.core.errors import SubmissionInDoubt, TransientProviderError
 from artifact_harvest.core.http import ApiClient, ApiResponse, Call, RetryRule
 from harvest_emulator.credentials import MINIMAX_API_KEY
-from tls_proxy import tls_proxy, tls_proxy_server  # noqa: F401  (fixtures)
+from tests.tls_proxy import tls_proxy, tls_proxy_server  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
 

@@ -15,10 +15,10 @@ from artifact_harvest.flighthub2.operators import (
     FlightHub2ListModelsOperator,
     FlightHub2UploadPhotosOperator,
 )
-from support import StateStore
+from tests.support import StateStore
 from harvest_emulator.credentials import FLIGHTHUB2_TOKEN
 
-PHOTOS = Path(__file__).resolve().parents[2] / "include" / "sample_data" / "flighthub2_photos"
+PHOTOS = Path(__file__).resolve().parents[3] / "include" / "sample_data" / "flighthub2_photos"
 
 
 def test_upload_retry_sends_only_the_missing_photos_to_the_same_resource(emulator_s3):

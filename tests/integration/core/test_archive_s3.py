@@ -16,7 +16,7 @@ from harvest_emulator.object_store import ARCHIVE_BUCKET
 
 from artifact_harvest.core.archive import ArchiveConflict, Archiver
 from artifact_harvest.core.errors import FatalProviderError
-from tests.integration.test_archive import archive, staged
+from tests.integration.core.test_archive import archive, staged
 from tests.support import StateStore
 
 MiB = 1 << 20
