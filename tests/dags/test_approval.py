@@ -24,7 +24,7 @@ from airflow.models.trigger import handle_event_submit
 from airflow.triggers.base import TriggerEvent
 from airflow.utils.session import create_session
 from airflow.utils.state import TaskInstanceState
-from support import load_dag, task_states
+from tests.support import load_dag, task_states
 
 PHOTOS = Path(__file__).resolve().parents[2] / "include" / "sample_data" / "flighthub2_photos"
 FAST = {"poll_interval": 0.05, "timeout": "PT30S"}
