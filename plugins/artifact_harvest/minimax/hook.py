@@ -164,7 +164,7 @@ class MiniMaxHook(ProviderHook):
 
     def create_speech_metered(self, text: str, model: str, voice_id: str, **options: Any) -> tuple[str, int | None]:
         """``create_speech``, plus the create answer's ``usage_characters`` (what MiniMax counts; None if absent)."""
-        answer = self._send(self._create_speech(text, model, voice_id, **options))
+        answer = self.send(self._create_speech(text, model, voice_id, **options))
         characters = answer.get("usage_characters")
         return _task_id(answer), characters if isinstance(characters, int) and not isinstance(characters, bool) \
             else None
