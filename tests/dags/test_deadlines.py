@@ -1,0 +1,90 @@
+"""Every waiting DAG takes an optional ``deadline``; a run created the way the scheduler and the REST API create it
+(``create_dagrun`` on the DAG read back from the metadata DB) gets a deadline row at ``queued_at`` + its value,
+calling the late-run callback in the triggerer; without a value, none. The alert firing with the real scheduler
+and triggerer: tests/browser/test_deadlines.py."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from airflow.sdk.exceptions import ParamValidationError
+
+from artifact_harvest.core.deadlines import RunDeadline
+from support import DAGS, load_dag
+
+DAG_ID = "minimax_archive_file"
+#: every pipeline except the MiniMax sweep, which waits for nothing
+WAITING = sorted(p.stem for p in DAGS.glob("*.py") if p.stem != "minimax_archive_new_files")
+
+
+@pytest.mark.parametrize("dag_id", WAITING)
+def test_every_waiting_dag_takes_an_optional_deadline(dag_id):
+    dag = load_dag(dag_id)
+    param = dag.params.get_param("deadline")
+    assert param.value is None and param.schema["format"] == "duration"
+    assert param.schema["section"] == "Waiting (advanced)"
+    [alert] = dag.deadline
+    assert alert.reference == RunDeadline() and alert.interval == timedelta(0)
+    assert alert.callback.path == "artifact_harvest.core.late_runs.notify_late_run"
+
+
+def test_the_sweep_that_waits_for_nothing_has_no_deadline():
+    dag = load_dag("minimax_archive_new_files")
+    assert "deadline" not in dag.params and not dag.deadline
+
+
+@pytest.fixture(scope="module")
+def scheduler_dag(airflow_db):
+    """The DAG written to the metadata DB as the DAG processor writes it, and read back as the scheduler reads it."""
+    from airflow.dag_processing.bundles.manager import DagBundlesManager
+    from airflow.dag_processing.dagbag import BundleDagBag, sync_bag_to_db
+    from airflow.models.serialized_dag import SerializedDagModel
+    from airflow.utils.session import create_session
+
+    manager = DagBundlesManager()
+    manager.sync_bundles_to_db()
+    bundle = manager.get_bundle("dags-folder")
+    bag = BundleDagBag(dag_folder=str(DAGS / f"{DAG_ID}.py"), bundle_path=bundle.path, bundle_name=bundle.name)
+    assert not bag.import_errors, bag.import_errors
+    sync_bag_to_db(bag, bundle.name, None)
+    with create_session() as session:
+        return SerializedDagModel.get_dag(DAG_ID, session=session)
+
+
+def create_run(dag, conf: dict):
+    """A manual run as the REST API creates it (queued, conf checked against the Params); with its deadlines."""
+    from airflow.models.deadline import Deadline
+    from airflow.utils.session import create_session
+    from airflow.utils.state import DagRunState
+    from airflow.utils.types import DagRunTriggeredByType, DagRunType
+    from sqlalchemy import select
+
+    with create_session() as session:
+        run = dag.create_dagrun(run_id=f"deadline__{uuid.uuid4().hex}", run_type=DagRunType.MANUAL, conf=conf,
+                                state=DagRunState.QUEUED, run_after=datetime.now(timezone.utc),
+                                triggered_by=DagRunTriggeredByType.REST_API, session=session)
+        session.flush()
+        deadlines = session.scalars(select(Deadline).where(Deadline.dagrun_id == run.id)).all()
+        return run.queued_at, [(d.deadline_time, d.missed, dict(d.callback.data), type(d.callback).__name__)
+                               for d in deadlines]
+
+
+def test_a_run_with_a_deadline_gets_one_at_queued_at_plus_its_value(scheduler_dag):
+    queued_at, deadlines = create_run(scheduler_dag, {"file_id": 1, "deadline": "PT5S"})
+    [(deadline_time, missed, callback, kind)] = deadlines
+    assert deadline_time == queued_at + timedelta(seconds=5) and missed is False
+    assert kind == "TriggererCallback"  # an AsyncCallback: it runs in the triggerer
+    assert callback["path"] == "artifact_harvest.core.late_runs.notify_late_run"
+
+
+@pytest.mark.parametrize("conf", [{"file_id": 1}, {"file_id": 1, "deadline": None}], ids=["absent", "null"])
+def test_a_run_without_a_deadline_gets_none(scheduler_dag, conf):
+    assert create_run(scheduler_dag, conf)[1] == []
+
+
+@pytest.mark.parametrize("bad", ["banana", "PT0S", "", 300], ids=repr)
+def test_a_bad_deadline_refuses_the_run(scheduler_dag, bad):
+    with pytest.raises(ParamValidationError, match="deadline"):
+        create_run(scheduler_dag, {"file_id": 1, "deadline": bad})
