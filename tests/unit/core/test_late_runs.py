@@ -117,3 +117,9 @@ def test_lateness_reads_like_a_person_would_say_it():
 def test_the_log_names_the_webhook_by_scheme_and_host_only():
     assert webhook_target(f"https://user:pw@hooks.example.com:8443/t/{TOKEN}?token={TOKEN}") == (
         "https://hooks.example.com:8443")
+
+
+def test_the_option_is_sensitive_so_airflow_masks_its_value():
+    from airflow.configuration import conf
+
+    assert ("artifact_harvest", "deadline_webhook_url") in conf.sensitive_config_values
