@@ -59,6 +59,8 @@ def test_a_run_still_waiting_past_its_deadline_is_alerted_and_listed(airflow_ui,
         assert late["deadline"] == body["deadline"]
         assert {"task": "wait", "state": "deferred"} in late["waiting"]
         assert api.json("GET", "/artifacts/api/late-runs", params={"run_id": "no-such-run"})["total"] == 0
+        [row] = api.json("GET", f"/ui/dags/{DAG_ID}/dagRuns/{run_id}/deadlines")["deadlines"]  # Airflow's own view
+        assert row["missed"] is True and row["deadline_time"].replace("Z", "+00:00") == body["deadline"]
 
         login(browser_page, airflow_ui)
         nav_link(browser_page, "Artifacts").click()
@@ -74,3 +76,4 @@ def test_a_run_still_waiting_past_its_deadline_is_alerted_and_listed(airflow_ui,
         emulator.control.reset()
     assert api.run(DAG_ID, run_id)["state"] == "failed"
     assert run_id not in {r["run_id"] for r in api.json("GET", "/artifacts/api/late-runs")["late_runs"]}
+

@@ -12,6 +12,7 @@ import pytest
 from airflow.sdk.exceptions import ParamValidationError
 
 from artifact_harvest.core.deadlines import RunDeadline
+from harvest_emulator.minimax import SEED_VIDEO_FILE_ID
 from support import DAGS, load_dag
 
 DAG_ID = "minimax_archive_file"
@@ -88,3 +89,20 @@ def test_a_run_without_a_deadline_gets_none(scheduler_dag, conf):
 def test_a_bad_deadline_refuses_the_run(scheduler_dag, bad):
     with pytest.raises(ParamValidationError, match="deadline"):
         create_run(scheduler_dag, {"file_id": 1, "deadline": bad})
+
+
+def test_dag_test_runs_a_dag_with_a_deadline_to_the_end(airflow_db, emu, archive_root, staging_dir, monkeypatch):
+    """dag.test() creates the run through the same code, so the deadline is set; the run still ends (with
+    ``support.dag_test_with_deadlines``: apache/airflow#73428)."""
+    evaluated = []
+    deadline_of = RunDeadline.deadline_of
+
+    def recording(self, conf, since, *args):
+        evaluated.append((since, deadline_of(self, conf, since, *args)))
+        return evaluated[-1][1]
+
+    monkeypatch.setattr(RunDeadline, "deadline_of", recording)
+    run = load_dag(DAG_ID).test(run_conf={"file_id": SEED_VIDEO_FILE_ID, "poll_interval": 0.05, "deadline": "PT1H"})
+    assert run.state == "success"
+    [(since, at)] = evaluated
+    assert since is not None and at == since + timedelta(hours=1)
