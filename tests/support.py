@@ -46,6 +46,24 @@ def dag_test_with_deadlines() -> Iterator[None]:
         yield
 
 
+def scheduler_dag(dag_id: str):
+    """The DAG written to the metadata DB as the DAG processor writes it (its Deadline Alerts to their table), and
+    read back as the scheduler and the API server read it: ``create_dagrun`` on it is what they call."""
+    from airflow.dag_processing.bundles.manager import DagBundlesManager
+    from airflow.dag_processing.dagbag import BundleDagBag, sync_bag_to_db
+    from airflow.models.serialized_dag import SerializedDagModel
+    from airflow.utils.session import create_session
+
+    manager = DagBundlesManager()
+    manager.sync_bundles_to_db()
+    bundle = manager.get_bundle("dags-folder")
+    bag = BundleDagBag(dag_folder=str(DAGS / f"{dag_id}.py"), bundle_path=bundle.path, bundle_name=bundle.name)
+    assert not bag.import_errors, bag.import_errors
+    sync_bag_to_db(bag, bundle.name, None)
+    with create_session() as session:
+        return SerializedDagModel.get_dag(dag_id, session=session)
+
+
 def task_states(run) -> dict[str, str]:
     """``{task_id: state}``, mapped task instances as ``task_id[i]``."""
     return {

@@ -13,7 +13,7 @@ from airflow.sdk.exceptions import ParamValidationError
 
 from artifact_harvest.core.deadlines import RunDeadline
 from harvest_emulator.minimax import SEED_VIDEO_FILE_ID
-from support import DAGS, load_dag
+from support import DAGS, load_dag, scheduler_dag
 
 DAG_ID = "minimax_archive_file"
 #: every pipeline except the MiniMax sweep, which waits for nothing
@@ -37,21 +37,8 @@ def test_the_sweep_that_waits_for_nothing_has_no_deadline():
 
 
 @pytest.fixture(scope="module")
-def scheduler_dag(airflow_db):
-    """The DAG written to the metadata DB as the DAG processor writes it, and read back as the scheduler reads it."""
-    from airflow.dag_processing.bundles.manager import DagBundlesManager
-    from airflow.dag_processing.dagbag import BundleDagBag, sync_bag_to_db
-    from airflow.models.serialized_dag import SerializedDagModel
-    from airflow.utils.session import create_session
-
-    manager = DagBundlesManager()
-    manager.sync_bundles_to_db()
-    bundle = manager.get_bundle("dags-folder")
-    bag = BundleDagBag(dag_folder=str(DAGS / f"{DAG_ID}.py"), bundle_path=bundle.path, bundle_name=bundle.name)
-    assert not bag.import_errors, bag.import_errors
-    sync_bag_to_db(bag, bundle.name, None)
-    with create_session() as session:
-        return SerializedDagModel.get_dag(DAG_ID, session=session)
+def dag_in_db(airflow_db):
+    return scheduler_dag(DAG_ID)
 
 
 def create_run(dag, conf: dict):
@@ -72,8 +59,8 @@ def create_run(dag, conf: dict):
                                for d in deadlines]
 
 
-def test_a_run_with_a_deadline_gets_one_at_queued_at_plus_its_value(scheduler_dag):
-    queued_at, deadlines = create_run(scheduler_dag, {"file_id": 1, "deadline": "PT5S"})
+def test_a_run_with_a_deadline_gets_one_at_queued_at_plus_its_value(dag_in_db):
+    queued_at, deadlines = create_run(dag_in_db, {"file_id": 1, "deadline": "PT5S"})
     [(deadline_time, missed, callback, kind)] = deadlines
     assert deadline_time == queued_at + timedelta(seconds=5) and missed is False
     assert kind == "TriggererCallback"  # an AsyncCallback: it runs in the triggerer
@@ -81,14 +68,14 @@ def test_a_run_with_a_deadline_gets_one_at_queued_at_plus_its_value(scheduler_da
 
 
 @pytest.mark.parametrize("conf", [{"file_id": 1}, {"file_id": 1, "deadline": None}], ids=["absent", "null"])
-def test_a_run_without_a_deadline_gets_none(scheduler_dag, conf):
-    assert create_run(scheduler_dag, conf)[1] == []
+def test_a_run_without_a_deadline_gets_none(dag_in_db, conf):
+    assert create_run(dag_in_db, conf)[1] == []
 
 
 @pytest.mark.parametrize("bad", ["banana", "PT0S", "", 300], ids=repr)
-def test_a_bad_deadline_refuses_the_run(scheduler_dag, bad):
+def test_a_bad_deadline_refuses_the_run(dag_in_db, bad):
     with pytest.raises(ParamValidationError, match="deadline"):
-        create_run(scheduler_dag, {"file_id": 1, "deadline": bad})
+        create_run(dag_in_db, {"file_id": 1, "deadline": bad})
 
 
 def test_dag_test_runs_a_dag_with_a_deadline_to_the_end(airflow_db, emu, archive_root, staging_dir, monkeypatch):
