@@ -1,6 +1,6 @@
 # The project's Airflow image: the official apache/airflow:3.3.2 (on the Python the suite runs on) plus this provider
-# package (hooks, triggers, sensors, operators, the Artifacts page, the emulator) with its s3:// archive and Redis
-# pace extras, installed at build time rather than through _PIP_ADDITIONAL_REQUIREMENTS, so every container starts
+# package (hooks, triggers, sensors, operators, the Artifacts page, the emulator) with its s3:// archive, Redis
+# pace and OpenLineage extras, installed at build time rather than through _PIP_ADDITIONAL_REQUIREMENTS, so every container starts
 # from the same, already-resolved environment: the tested one, every version taken from constraints.txt
 # (tests/deployment/test_image_pins.py checks that nothing here pins otherwise or is left unpinned).
 FROM apache/airflow:3.3.2-python3.11
@@ -16,7 +16,7 @@ RUN pip install --no-cache-dir --constraint /opt/artifact-harvest/constraints.tx
         apache-airflow-providers-celery \
         apache-airflow-providers-postgres \
         celery \
-        "/opt/artifact-harvest[s3,redis]"
+        "/opt/artifact-harvest[s3,redis,lineage]"
 
 # the DAG files are baked in too (docker-compose.yaml also mounts ./dags over them for development), with the
 # sample data they find beside them (dags/../include/sample_data)

@@ -7,7 +7,7 @@ Airflow's own API server app (``create_app()``, the plugin from the entry point,
 SimpleAuthManager) with FastAPI's TestClient, in this process.
 
 Measured per case: the median and worst of REPEAT requests (first page, last page, provider filter, text
-search, date range, one run, detail). Baseline in the same run: what listing would cost by walking the store
+search, date range, one run, the usage summary over all 10,000, detail). Baseline in the same run: what listing would cost by walking the store
 (read every manifest, sort newest first, slice one page), the approach the index avoids.
 
 Target: every listed page under 1 s (worst of REPEAT). Exit code 1 when missed.
@@ -58,6 +58,9 @@ def manifest(i: int, at: datetime) -> dict:
         "size_bytes": 1_000_000 + i, "sha256": f"{i:064x}", "md5": f"{i:032x}", "source": {"id": i},
         "archived_at": at.isoformat(timespec="seconds"), "dag_id": dag_id, "run_id": f"run-{i // 4:05d}",
         "extra": {}, "path": f"file://{ARCHIVE}/{provider}/key-{i:06d}/artifact-{i:06d}.zip",
+        **({} if i % 2 else {"usage": {  # every other one written before usage was recorded: unknown
+            "characters": {"value": i, "unit": "characters", "source": "provider"},  # distinct: no two alike
+            "resolution": {"value": "1366x768", "unit": "px", "source": "provider"}}}),
     }
 
 
@@ -142,6 +145,8 @@ def main() -> int:
     newest = manifests[-1]
     assert listing(clients["admin"])()["total"] == N
     assert listing(clients["admin"])()["artifacts"][0]["artifact_key"] == newest["artifact_key"]
+    usage = clients["admin"].get("/artifacts/api/usage").json()
+    assert (usage["artifacts"], usage["unknown"]) == (N, N // 2)
     cases = {
         "first page (admin)": listing(clients["admin"]),
         "first page (viewer)": listing(clients["viewer"]),
@@ -150,6 +155,7 @@ def main() -> int:
         "text search": listing(clients["admin"], q="artifact-0099"),
         "date range": listing(clients["admin"], since="2026-01-02T00:00:00Z", until="2026-01-03T00:00:00Z"),
         "one run": listing(clients["admin"], dag_id=newest["dag_id"], run_id=newest["run_id"]),
+        "usage summary": lambda: clients["admin"].get("/artifacts/api/usage"),
         "detail": lambda: clients["admin"].get(f"/artifacts/api/artifacts/{newest['provider']}/{newest['artifact_key']}"),
     }
     results = {name: timed(fn) for name, fn in cases.items()}

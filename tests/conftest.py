@@ -29,6 +29,8 @@ os.environ.update(
         "AIRFLOW__ARTIFACT_HARVEST__RETRY_BASE_DELAY": "0.05",
         "AIRFLOW__ARTIFACT_HARVEST__RETRY_MAX_DELAY": "0.5",
         "AIRFLOW__ARTIFACT_HARVEST__PROGRESS_INTERVAL": "0.5",
+        # no OpenLineage events (and no listener) unless a test turns it on: tests/dags/test_lineage.py
+        "AIRFLOW__OPENLINEAGE__DISABLED": "True",
     }
 )
 os.environ.pop("AIRFLOW_CONFIG", None)
@@ -63,7 +65,7 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log):
 
 def unpaced(env: dict[str, str]) -> dict[str, str]:
     """The suite's default connections with a pace far above anything it sends (the providers' documented
-    paces would only slow it down); the pacing tests make connections of their own (tests/integration/test_pace.py)."""
+    paces would only slow it down); the pacing tests make connections of their own (tests/integration/core/test_pace.py)."""
     import json
 
     out = {}

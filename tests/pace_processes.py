@@ -1,6 +1,6 @@
 """Processes standing in for triggerers: each queries one MiniMax speech task from many coroutines at once.
 
-Shared by ``tests/integration/test_pace.py`` and ``benchmarks/bench_shared_budget.py``: both start the processes,
+Shared by ``tests/integration/core/test_pace.py`` and ``benchmarks/bench_shared_budget.py``: both start the processes,
 let them import and build their hook first, then release them together so their calls overlap.
 """
 

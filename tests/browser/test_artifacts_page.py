@@ -100,6 +100,14 @@ def test_artifacts_page_lists_filters_downloads_and_verifies(airflow_ui, demo_ar
             for i in range(listed.count())}
     assert keys == set(stored)
 
+    # the usage table: the demo speech's characters as MiniMax counted them, summed per provider, DAG and month
+    speech = [m for m in stored.values() if m["dag_id"] == "minimax_generate_speech"]
+    assert speech and all(m["usage"]["characters"]["source"] == "provider" for m in speech)
+    cells = frame.locator('[data-testid="usage-row"][data-dag="minimax_generate_speech"] [data-name="characters"]')
+    cells.first.wait_for()
+    shown = cells.evaluate_all("cells => cells.map((c) => Number(c.dataset.total))")
+    assert sum(shown) == sum(m["usage"]["characters"]["value"] for m in speech) > 0
+
     frame.get_by_test_id("filter-provider").select_option("flighthub2")
     frame.get_by_role("button", name="Apply").click()
     expected = sum(1 for provider, _ in stored if provider == "flighthub2")

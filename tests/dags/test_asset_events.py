@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import select
 
 from harvest_emulator.flighthub2 import SAMPLE_PHOTOS
-from support import load_dag, task_states
+from tests.support import load_dag, task_states
 
 FAST = {"poll_interval": 0.05, "timeout": "PT30S"}
 

@@ -10,7 +10,7 @@ import sys
 import pytest
 from airflow.sdk.exceptions import ParamValidationError
 
-from support import load_dag
+from tests.support import load_dag
 
 #: the on-demand pipelines (schedule=None); what each one requires
 ON_DEMAND = {

@@ -26,7 +26,7 @@ RATE = 1 << 20  # per connection: the download takes ~8 s, so the second run arr
 RUN = """
 import json, sys
 sys.path.insert(0, {tests!r})
-from support import load_dag, task_states
+from tests.support import load_dag, task_states
 run = load_dag("qianfan_export_model").test(run_conf={conf!r})
 print("RESULT " + json.dumps({{"state": run.state, "tasks": task_states(run)}}))
 """

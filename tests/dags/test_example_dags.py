@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from support import DAGS
+from tests.support import DAGS
 from tests.unit.test_package_shape import _imports, _modules
 
 #: what docs/own-airflow.md tells users to put in their dags folder

@@ -14,7 +14,7 @@ import requests
 from artifact_harvest.flighthub2.hook import FlightHub2Hook
 from artifact_harvest.flighthub2.operators import FlightHub2StartReconstructionOperator
 from artifact_harvest.flighthub2.upload import PhotoUploader, UploadTarget, list_photos
-from support import StateStore, load_dag, task_states, uploaded_photos
+from tests.support import StateStore, load_dag, task_states, uploaded_photos
 from harvest_emulator.credentials import FLIGHTHUB2_TOKEN
 from harvest_emulator.flighthub2 import DEFAULT_SIZE, DEMO_FILE_ID, DEMO_RUNS, UPLOAD_BUCKET
 
@@ -73,6 +73,9 @@ def test_reconstruct_model_end_to_end(sandbox, archive_root, capfd, object_store
         assert manifest["source"] == {"model_uuid": job["job_id"], "resource_uuid": job["data"]["resource_uuid"],
                                       "model_type": job["data"]["model_type"], "file_id": file_id}
         assert manifest["size_bytes"] == DEFAULT_SIZE and manifest["sha256"] == remote_sha256(file_id)
+        assert manifest["usage"] == {  # as FlightHub 2 reports them: the model's type, the resource's photos
+            "model_type": {"value": TYPE_NAMES[job["data"]["model_type"]], "unit": "", "source": "provider"},
+            "images": {"value": len(list(PHOTOS.iterdir())), "unit": "images", "source": "provider"}}
     # mapped task instances are labelled "<model type> <model uuid>" in the UI, not 0, 1, ...
     labels = {TYPE_NAMES[t]: f"{TYPE_NAMES[t]} {job['job_id']}" for t, job in jobs.items()}
     for task_id in ("wait_for_model", "wait_for_download_url", "download_and_archive"):
@@ -142,7 +145,11 @@ def test_download_model_by_model_uuid(sandbox, archive_root):
     run = load_dag("flighthub2_download_model").test(run_conf={"model_uuid": model_uuid, **FAST})
     assert run.state == "success", task_states(run)
     [job] = sandbox.control.jobs("flighthub2")
-    assert archived(archive_root, model_uuid)["sha256"] == remote_sha256(job["data"]["blob_id"])
+    manifest = archived(archive_root, model_uuid)
+    assert manifest["sha256"] == remote_sha256(job["data"]["blob_id"])
+    assert manifest["usage"] == {  # no upstream knew: the model's details and its resource, asked at download
+        "model_type": {"value": "2d", "unit": "", "source": "provider"},
+        "images": {"value": len(list(PHOTOS.iterdir())), "unit": "images", "source": "provider"}}
 
 
 def test_download_model_needs_an_id(sandbox, archive_root):
@@ -199,6 +206,7 @@ def test_archive_project_models_backfill_two_days(sandbox, archive_root):
     manifest = manifests[created["d2"]]
     assert manifest["source"]["model_id"] == int(created["d2"].split("-")[1])
     assert manifest["source"]["file_id"] == created["d2"].split("-")[1]
+    assert manifest["usage"] == {"model_type": {"value": "3d", "unit": "", "source": "provider"}}  # its file_type
 
 
 def test_demo_runs_succeed_with_a_wall_clock_emulator(sandbox, archive_root):

@@ -22,7 +22,7 @@ from artifact_harvest.flighthub2.hook import FlightHub2Hook
 from artifact_harvest.flighthub2.operators import STARTED_STATE, FlightHub2StartReconstructionOperator
 from artifact_harvest.minimax.operators import MiniMaxCreateVideoOperator
 from artifact_harvest.qianfan.operators import EXPORT_ID_KEY, QianfanCreateModelExportOperator
-from support import StateStore, load_dag, task_states
+from tests.support import StateStore, load_dag, task_states
 from harvest_emulator.credentials import MINIMAX_API_KEY
 
 PHOTOS = Path(__file__).resolve().parents[2] / "include" / "sample_data" / "flighthub2_photos"

@@ -11,7 +11,7 @@ import pytest
 import requests
 
 from artifact_harvest.minimax.hook import MiniMaxHook
-from support import load_dag, task_states
+from tests.support import load_dag, task_states
 from harvest_emulator.credentials import MINIMAX_API_KEY
 from harvest_emulator.minimax import (
     DEMO_RUNS,
@@ -69,6 +69,9 @@ def test_generate_video_end_to_end(sandbox, archive_root, capfd):
     assert manifest["size_bytes"] == DEFAULT_VIDEO_SIZE
     assert manifest["sha256"] == remote_sha256(file_id)
     assert job["data"]["body"]["model"] == "T2V-01" and job["data"]["body"]["duration"] == 6
+    assert manifest["usage"] == {  # the duration sent; the frame size the query reported
+        "video_seconds": {"value": 6, "unit": "s", "source": "request"},
+        "resolution": {"value": "1366x768", "unit": "px", "source": "provider"}}
     assert_clean(manifest)
     text = output(capfd)
     assert "download_and_archive" in text  # the run's log was captured ...
@@ -81,6 +84,8 @@ def test_generate_speech_archives_bundle_and_lists_members(sandbox, archive_root
     [job] = sandbox.control.jobs("minimax")
     file_id = int(job["data"]["file_id"])
     manifest = archived(archive_root, file_id)
+    # usage_characters of the create answer (the emulator counts the text: 11), not the bundle's extra (4)
+    assert manifest["usage"] == {"characters": {"value": 11, "unit": "characters", "source": "provider"}}
     assert manifest["sha256"] == remote_sha256(file_id)
     members = manifest["extra"]["members"]
     assert sorted(m["kind"] for m in members) == ["audio", "extra", "subtitles"]
@@ -132,12 +137,15 @@ def test_archive_file_refreshes_a_url_refused_as_expired(sandbox, archive_root):
     manifest = archived(archive_root, SEED_VIDEO_FILE_ID)
     assert manifest["sha256"] == remote_sha256(SEED_VIDEO_FILE_ID)
     assert manifest["source"] == {"file_id": SEED_VIDEO_FILE_ID}
+    assert manifest["usage"] == {}  # a file made elsewhere: nothing known, recorded as unknown (not zero)
 
 
 def test_archive_file_twice_downloads_once(sandbox, archive_root):
     dag = load_dag("minimax_archive_file")
     assert dag.test(run_conf={"file_id": SEED_SPEECH_FILE_ID}).state == "success"
     first = archived(archive_root, SEED_SPEECH_FILE_ID)
+    # no create step: the bundle's extra JSON says what MiniMax counted
+    assert first["usage"] == {"characters": {"value": 4, "unit": "characters", "source": "provider"}}
     assert dag.test(run_conf={"file_id": SEED_SPEECH_FILE_ID}).state == "success"
     assert archived(archive_root, SEED_SPEECH_FILE_ID) == first
     assert len(sandbox.control.requests("^/blobs/")) == 1

@@ -12,7 +12,7 @@ from airflow.sdk import DAG, task
 from artifact_harvest.core.dag_defaults import default_args
 from artifact_harvest.core.http import RetryRule
 from artifact_harvest.minimax.hook import OUTPUT_PURPOSES, MiniMaxHook
-from support import load_dag, task_states
+from tests.support import load_dag, task_states
 
 FAST = {"poll_interval": 0.05, "timeout": "PT30S"}
 FILES_LIST = "/v1/files/list"

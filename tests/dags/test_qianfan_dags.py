@@ -10,7 +10,7 @@ import pytest
 import requests
 
 from artifact_harvest.qianfan.hook import QianfanHook
-from support import archived_files, load_dag, task_states
+from tests.support import archived_files, load_dag, task_states
 from harvest_emulator.credentials import QIANFAN_AK, QIANFAN_SK
 from harvest_emulator.qianfan import DEMO_RUNS, SEEDED_EXPORT_ID, SEEDED_MODEL_ID
 
@@ -55,6 +55,8 @@ def test_new_export_end_to_end(sandbox, dag, archive_root):
     assert data == served_bytes("amv-e2e1")
     assert manifest["md5"] == hashlib.md5(data).hexdigest() == job["data"]["md5"]
     assert manifest["size_bytes"] == len(data) and manifest["filename"].endswith(".tar")
+    # Describe's fileSize (the emulator reports the file's real size)
+    assert manifest["usage"] == {"export_size": {"value": len(data), "unit": "bytes", "source": "provider"}}
     assert_clean(manifest)
 
 

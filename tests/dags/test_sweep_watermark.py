@@ -18,7 +18,7 @@ import pytest
 
 from artifact_harvest.core.intervals import BACKFILL, watermark_key, widen
 from artifact_harvest.flighthub2.hook import FlightHub2Hook
-from support import load_dag, task_states
+from tests.support import load_dag, task_states
 
 DAG_ID = "flighthub2_archive_project_models"
 FAST = {"poll_interval": 0.05}

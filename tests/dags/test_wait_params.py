@@ -12,7 +12,7 @@ from airflow.sdk.exceptions import ParamValidationError
 from artifact_harvest.core.dag_defaults import WAIT_ARGS
 from artifact_harvest.core.sensors import PollingSensor
 from harvest_emulator.minimax import SEED_VIDEO_FILE_ID
-from support import DAGS, load_dag, task_states
+from tests.support import DAGS, load_dag, task_states
 
 #: every pipeline except the MiniMax sweep (it lists and downloads, it waits for nothing)
 WAITING = sorted(p.stem for p in DAGS.glob("*.py") if p.stem != "minimax_archive_new_files")

@@ -152,14 +152,14 @@ def test_wheel_holds_both_entry_points_every_module_and_the_plugin_page(wheel):
     sources |= {f"harvest_emulator/{p.name}" for p in (ROOT / "include" / "harvest_emulator").glob("*.py")}
     assert sources <= names, sorted(sources - names)
     assert not [n for n in names if "__pycache__" in n or n.startswith(("tests/", "dags/"))]
-    assert "Provides-Extra: s3" in metadata and "Provides-Extra: redis" in metadata
+    assert {"Provides-Extra: s3", "Provides-Extra: redis", "Provides-Extra: lineage"} <= set(metadata.splitlines())
 
 
 def test_wheel_dependencies_and_extras_are_met_by_the_pinned_packages(tmp_path, overlay, wheel):
     """pip's resolver, with no index, over the pinned packages: only the wheel itself would be installed."""
     python = _venv_over_project_packages(tmp_path / "venv", overlay)
     report = json.loads(_run([str(python), "-m", "pip", "install", "--dry-run", "--no-index", "--quiet",
-                              "--report", "-", f"{wheel}[s3,redis]"], _clean_env(PIP_CONFIG_FILE=os.devnull),
+                              "--report", "-", f"{wheel}[s3,redis,lineage]"], _clean_env(PIP_CONFIG_FILE=os.devnull),
                              tmp_path))
     assert [item["metadata"]["name"] for item in report["install"]] == ["artifact-harvest"]
 

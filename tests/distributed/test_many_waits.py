@@ -76,7 +76,7 @@ def walks(sent: list[dict]) -> list[list[dict]]:
 def test_dozens_of_waits_share_polls_in_one_triggerer(stack):
     from artifact_harvest.flighthub2.hook import FlightHub2Hook
     from artifact_harvest.minimax.hook import MiniMaxHook
-    from tests.integration.test_flighthub2_hook import upload
+    from tests.integration.flighthub2.test_hook import upload
 
     control = stack.emulator.control
     control.reset()

@@ -31,7 +31,7 @@ from artifact_harvest.minimax.hook import MiniMaxHook
 from artifact_harvest.minimax.sensors import MiniMaxTaskSensor
 from artifact_harvest.qianfan.hook import QianfanHook
 from artifact_harvest.qianfan.sensors import QianfanModelExportSensor
-from support import StateStore
+from tests.support import StateStore
 
 MODES = ("poke", "reschedule", "deferrable")
 TIMING = {"poke_interval": 0.01, "timeout": 30, "max_transient_errors": 1}

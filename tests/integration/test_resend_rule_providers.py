@@ -20,8 +20,8 @@ from artifact_harvest.flighthub2.hook import FlightHub2Hook
 from artifact_harvest.minimax.hook import MiniMaxHook
 from artifact_harvest.qianfan.hook import QianfanHook
 from harvest_emulator.credentials import connection_env
-from support import StateStore
-from tls_proxy import tls_proxy, tls_proxy_server  # noqa: F401  (fixtures)
+from tests.support import StateStore
+from tests.tls_proxy import tls_proxy, tls_proxy_server  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
 

@@ -15,7 +15,7 @@ from artifact_harvest.minimax.hook import MiniMaxHook
 from artifact_harvest.minimax.operators import MiniMaxCreateSpeechOperator, MiniMaxCreateVideoOperator
 from artifact_harvest.qianfan.hook import QianfanHook
 from artifact_harvest.qianfan.operators import QianfanCreateModelExportOperator
-from support import StateStore
+from tests.support import StateStore
 
 PHOTOS = Path(__file__).resolve().parents[2] / "include" / "sample_data" / "flighthub2_photos"  # five images
 

@@ -12,7 +12,7 @@ import pytest
 from artifact_harvest.flighthub2.hook import FlightHub2Hook
 from harvest_emulator.credentials import FLIGHTHUB2_TOKEN
 from harvest_emulator.flighthub2 import DEMO_FILE_ID
-from support import load_dag, task_states
+from tests.support import load_dag, task_states
 
 WARNING = "too short"
 

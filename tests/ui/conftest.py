@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from harvest_emulator.flighthub2 import SAMPLE_PHOTOS
-from support import load_dag, task_states
+from tests.support import load_dag, task_states
 
 FAST = {"poll_interval": 0.05, "timeout": "PT30S"}
 USERS = "admin:admin,viewer:viewer,restricted:viewer"

@@ -194,6 +194,7 @@ def _one(ui_archive, dag_id: str) -> tuple[str, str]:
 
 @pytest.mark.parametrize("method,path", [
     ("GET", "/artifacts/"), ("GET", f"{API}/artifacts"), ("GET", f"{API}/filters"), ("GET", f"{API}/store"),
+    ("GET", f"{API}/usage"),
     ("GET", f"{API}/artifacts/{{p}}/{{k}}"), ("GET", f"{API}/artifacts/{{p}}/{{k}}/download"),
     ("POST", f"{API}/artifacts/{{p}}/{{k}}/verify"), ("GET", f"{API}/verify/{'0' * 32}"),
 ])
@@ -285,3 +286,70 @@ def test_an_unreachable_store_gives_its_message_without_secrets(viewer, archived
         assert secret not in text and "AKIATESTKEY" not in text
     # the index still lists it: listing never touches the store
     assert any(a["artifact_key"] == key for a in mine(viewer, archived))
+
+
+def _usage(client, **params) -> list[dict]:
+    resp = client.get(f"{API}/usage", params=params)
+    assert resp.status_code == 200, resp.text
+    return resp.json()["groups"]
+
+
+def test_usage_sums_per_provider_dag_and_month(viewer, client_for, archived, ui_archive):
+    month = {m["dag_id"]: m["archived_at"][:7] for m in manifests(ui_archive).values()}
+    by_run = {dag_id: _usage(viewer, dag_id=dag_id, run_id=run.run_id) for dag_id, run in archived.items()}
+    speech = "minimax_generate_speech"
+    assert by_run[speech] == [{  # usage_characters of the create answer: "hello there"
+        "provider": "minimax", "dag_id": speech, "month": month[speech], "artifacts": 1, "unknown": 0,
+        "quantities": [{"name": "characters", "unit": "characters", "total": 11, "artifacts": 1,
+                        "sources": {"provider": 1}}]}]
+    [video] = by_run["minimax_generate_video"]
+    assert video["quantities"] == [  # the duration sent (a number, summed); the frame size reported (counted)
+        {"name": "video_seconds", "unit": "s", "total": 6, "artifacts": 1, "sources": {"request": 1}},
+        {"name": "resolution", "unit": "", "values": {"1366x768": 1}, "artifacts": 1, "sources": {"provider": 1}}]
+    [models] = by_run["flighthub2_reconstruct_model"]
+    assert (models["provider"], models["artifacts"], models["unknown"]) == ("flighthub2", 2, 0)
+    photos = len(list(Path(archived["flighthub2_reconstruct_model"].conf["photos"]).iterdir()))
+    assert models["quantities"] == [  # each model counts the photos it was made from
+        {"name": "images", "unit": "images", "total": 2 * photos, "artifacts": 2, "sources": {"provider": 2}},
+        {"name": "model_type", "unit": "", "values": {"2d": 1, "3d": 1}, "artifacts": 2, "sources": {"provider": 2}}]
+    since = min(run.start_date for run in archived.values()).isoformat()
+    body = viewer.get(f"{API}/usage", params={"since": since}).json()
+    assert (body["artifacts"], body["unknown"]) == (4, 0)
+    assert {(g["provider"], g["dag_id"]) for g in body["groups"]} == {
+        ("minimax", speech), ("minimax", "minimax_generate_video"), ("flighthub2", "flighthub2_reconstruct_model")}
+    assert _usage(viewer, provider="qianfan", since=since) == []
+    # a user who may not read a DAG does not see its usage either
+    restricted = client_for("restricted").get(f"{API}/usage", params={"since": since}).json()
+    assert restricted["artifacts"] == 3 and HIDDEN_DAG not in {g["dag_id"] for g in restricted["groups"]}
+
+
+def test_usage_of_an_old_manifest_is_unknown_not_zero(viewer, archived, ui_archive):
+    """A manifest written before usage was recorded (no ``usage`` key), in a month of its own."""
+    from datetime import datetime, timezone
+
+    from sqlalchemy import delete, insert, select
+
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+
+    run = archived["minimax_generate_video"]
+    old = {k: v for k, v in manifests(ui_archive).items() if v["dag_id"] == run.dag_id}.popitem()[1]
+    old = {k: v for k, v in old.items() if k != "usage"} | {"artifact_key": "old-1", "run_id": "old-run",
+                                                           "archived_at": "2025-01-15T12:00:00+00:00"}
+    with create_session() as session:
+        asset_id = session.scalar(select(AssetModel.id).where(AssetModel.uri == "x-artifact-harvest://minimax"))
+        session.execute(insert(AssetEvent), [{
+            "asset_id": asset_id, "extra": old, "source_dag_id": run.dag_id, "source_run_id": "old-run",
+            "source_task_id": "download_and_archive", "source_map_index": -1,
+            "timestamp": datetime(2025, 1, 15, 12, tzinfo=timezone.utc)}])
+    try:
+        groups = _usage(viewer, dag_id=run.dag_id, since="2025-01-01T00:00:00Z")
+        january = next(g for g in groups if g["month"] == "2025-01")
+        assert (january["artifacts"], january["unknown"], january["quantities"]) == (1, 1, [])
+        later = [g for g in groups if g["month"] != "2025-01"]
+        assert later and all(g["month"] > "2025-01" for g in later)  # newest month first, the old one apart
+        assert groups[-1]["month"] == "2025-01"
+        assert sum(q["total"] for g in later for q in g["quantities"] if q["name"] == "video_seconds") >= 6
+    finally:
+        with create_session() as session:
+            session.execute(delete(AssetEvent).where(AssetEvent.source_run_id == "old-run"))

@@ -262,8 +262,11 @@ class Archiver:
         dag_id: str,
         run_id: str,
         extra: dict | None = None,
+        usage: dict | None = None,
     ) -> Archived:
         """Put ``file`` in place, write its manifest, remove it from staging.
+
+        ``usage`` is what the job used (``core.usage.Usage.to_dict()``); empty or absent means unknown.
 
         Found the same bytes already archived (or lost the manifest's create to another archiver): the existing
         manifest with ``created=False``; different bytes: ``ArchiveConflict``."""
@@ -296,6 +299,7 @@ class Archiver:
             "dag_id": dag_id,
             "run_id": run_id,
             "extra": extra or {},
+            "usage": usage or {},
             "path": str(target),
         }
         if not self.store.put_text(folder / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True) + "\n"):

@@ -89,7 +89,7 @@ class QuotaExhausted(ProviderError):
 
     Not an ``AirflowFailException``, so Airflow consults the task's retry policy: ``PROVIDER_RETRY_POLICY``
     (every pipeline DAG's default) fails the task at once with :attr:`reason`; a trigger reports it as not
-    retryable. A task without that policy keeps Airflow's standard retries.
+    retryable. Every operator and sensor of the package takes that policy unless it names another.
     """
 
     def __init__(self, provider: str, message: str, *, hint: str | None = None, **kwargs: Any) -> None:

@@ -20,17 +20,34 @@ from airflow.sdk import BaseOperator, Context
 
 from artifact_harvest.core.archive import Archiver, archive_root, staging_dir
 from artifact_harvest.core.assets import ArtifactDetailLink, asset_for
+from artifact_harvest.core.errors import ProviderError
 from artifact_harvest.core.transfer import DownloadedFile, Downloader, RemoteFile
 from artifact_harvest.core.lease import owner_of
+from artifact_harvest.core.lineage import ArchiveLineageMixin
+from artifact_harvest.core.usage import Usage, upstream
 
 log = logging.getLogger(__name__)
 
 ExtraFn = Callable[[DownloadedFile, Any], dict]
+UsageFn = Callable[[DownloadedFile, Any], Usage]
 
 
 def _run_ids(context: Any) -> tuple[str, str]:
     dag_id = getattr(context.get("dag"), "dag_id", None) or getattr(context.get("ti"), "dag_id", "")
     return dag_id, context.get("run_id") or getattr(context.get("dag_run"), "run_id", "")
+
+
+def _usage(provider: str, artifact_key: str, usage_fn: UsageFn | None, downloaded: DownloadedFile,
+           context: Any) -> dict:
+    """What the job used, for the manifest; a provider that cannot say now leaves it unknown (never fails
+    the archive of bytes already paid for)."""
+    if usage_fn is None:
+        return {}
+    try:
+        return usage_fn(downloaded, context).to_dict()
+    except ProviderError as exc:
+        log.warning("[%s] %s: usage unknown, the provider did not answer: %s", provider, artifact_key, exc)
+        return {}
 
 
 def _emit(provider: str, context: Any, extra: dict) -> None:
@@ -50,8 +67,12 @@ def download_and_archive(
     *,
     skip_if_archived: bool = True,
     verify_tls: bool = True,
+    usage_fn: UsageFn | None = None,
 ) -> dict:
     """The whole step for TaskFlow tasks and the operator alike; returns the manifest (no URL in it).
+
+    ``usage_fn(downloaded, context)`` says what the job used (``core.usage``); none: the manifest's usage is
+    unknown.
 
     One writer per key across hosts: the key's lease in the archive store (``core.lease``) is held around
     download and archive; a run that waits for it finds the archive afterwards and downloads nothing. Only the
@@ -82,6 +103,7 @@ def download_and_archive(
                 dag_id=dag_id,
                 run_id=run_id,
                 extra=extra_fn(downloaded, context) if extra_fn else {},
+                usage=_usage(provider, artifact_key, usage_fn, downloaded, context),
             )
             archived = True
             downloader.release(downloaded)
@@ -97,8 +119,11 @@ def _already(provider: str, artifact_key: str, existing: dict, context: Any) -> 
     return existing
 
 
-class DownloadAndArchiveOperator(BaseOperator):
-    """Provider-agnostic: ask the provider for a fresh URL, download (resumable, verified), archive, emit an Asset event."""
+class DownloadAndArchiveOperator(ArchiveLineageMixin, BaseOperator):
+    """Provider-agnostic: ask the provider for a fresh URL, download (resumable, verified), archive, emit an Asset event.
+
+    With the openlineage provider the archived artifact is the task's output dataset (``core.lineage``).
+    """
 
     provider: ClassVar[str] = ""
     template_fields = ("artifact_key", "source")
@@ -129,12 +154,17 @@ class DownloadAndArchiveOperator(BaseOperator):
         """Provider facts worth keeping in the manifest (model id, job id...); never a URL."""
         return {}
 
+    def usage(self, downloaded: DownloadedFile, context: Context) -> Usage:
+        """What the job used: here what upstream tasks pushed (``core.usage.push``); providers add what
+        their answers say."""
+        return upstream(context, self)
+
     def verify_tls(self) -> bool:
         """Whether downloads verify TLS: the provider's connection decides (extra ``verify_ssl``)."""
         return True
 
     def execute(self, context: Context) -> dict:
-        return download_and_archive(
+        self.archived_manifest = download_and_archive(
             self.provider,
             self.artifact_key,
             lambda: self.remote_file(context),
@@ -143,4 +173,6 @@ class DownloadAndArchiveOperator(BaseOperator):
             self.manifest_extra,
             skip_if_archived=self.skip_if_archived,
             verify_tls=self.verify_tls(),
+            usage_fn=self.usage,
         )
+        return self.archived_manifest

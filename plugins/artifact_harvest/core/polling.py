@@ -12,7 +12,7 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any
+from typing import Any, ClassVar
 
 import aiohttp
 
@@ -57,12 +57,15 @@ class PollingTrigger(BaseTrigger):
     ``success``, ``failed`` (terminal remote failure), ``timeout`` or ``error`` (``retryable``: false only for
     a fatal error, so unknown codes and malformed answers reach Airflow's task retries, as in poke mode). The deadline is wall-clock (``time.time()``) because a trigger can be resumed
     in another triggerer process after a restart. Subclasses implement :meth:`poll` (GET-only, async) and
-    :meth:`poll_kwargs` (their own constructor arguments, JSON primitives).
+    name their own constructor arguments (attributes of the same name, JSON primitives) in ``poll_fields``:
+    they are serialized with the trigger and, in a sensor, read from the sensor's attributes of the same name.
 
     A rate-limit refusal (``core.pace.is_rate_limited``) never counts toward ``max_transient_errors``: the
     client retries it when the connection's pace allows, until ``end_time``. The trigger holds its
     connections' shared HTTP sessions (``core.pool``) until it ends.
     """
+
+    poll_fields: ClassVar[tuple[str, ...]] = ()
 
     def __init__(
         self,
@@ -77,7 +80,8 @@ class PollingTrigger(BaseTrigger):
         self.max_transient_errors = int(max_transient_errors)
 
     def poll_kwargs(self) -> dict[str, Any]:
-        raise NotImplementedError
+        """The subclass's own constructor arguments: its ``poll_fields``."""
+        return {name: getattr(self, name) for name in self.poll_fields}
 
     async def poll(self) -> PollResult:
         raise NotImplementedError

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from datetime import timedelta
-from typing import Any
+from typing import Any, ClassVar
 
 from airflow.sdk import BaseSensorOperator, Context, PokeReturnValue
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSensorTimeout
@@ -25,8 +25,9 @@ class PollingSensor(BaseSensorOperator):
     """Wait for a remote job; deferrable by default.
 
     Subclasses implement :meth:`check` (one sync look through the hook, judged by the provider's
-    ``status`` module) and :meth:`build_trigger` (the async twin; :meth:`trigger_timing` gives its deadline
-    and cadence kwargs). The result's payload is the task's return value (XCom): small JSON, never a URL.
+    ``status`` module) and name their ``trigger_class`` (the async twin): :meth:`build_trigger` gives it
+    the sensor's attributes named in its ``poll_fields`` and the deadline and cadence of
+    :meth:`trigger_timing`. The result's payload is the task's return value (XCom): small JSON, never a URL.
 
     :param poll_interval: templated override of ``poke_interval`` (e.g. ``"{{ params.poll_interval }}"``):
         Airflow checks ``poke_interval`` and ``timeout`` as numbers when the DAG is parsed, so a DAG param
@@ -35,6 +36,7 @@ class PollingSensor(BaseSensorOperator):
     """
 
     template_fields: Sequence[str] = ("poll_interval", "wait_timeout")
+    trigger_class: ClassVar[type[PollingTrigger]]
 
     def __init__(
         self,
@@ -73,7 +75,9 @@ class PollingSensor(BaseSensorOperator):
         raise NotImplementedError
 
     def build_trigger(self, end_time: float) -> PollingTrigger:
-        raise NotImplementedError
+        """The :attr:`trigger_class` waiting for what this sensor checks, until ``end_time``."""
+        fields = {name: getattr(self, name) for name in self.trigger_class.poll_fields}
+        return self.trigger_class(**fields, **self.trigger_timing(end_time))
 
     # -- poke / reschedule ---------------------------------------------------------------------------
     def poke(self, context: Context) -> bool | PokeReturnValue:

@@ -11,28 +11,33 @@ from urllib.parse import unquote, urlsplit
 from airflow.sdk import BaseOperator, Context
 from airflow.sdk.exceptions import AirflowSkipException
 
-from artifact_harvest.core.transfer import RemoteFile
-from artifact_harvest.core.errors import InvalidParameterError, TransientProviderError
+from artifact_harvest.core.transfer import DownloadedFile, RemoteFile
+from artifact_harvest.core.errors import InvalidParameterError, ProviderError, TransientProviderError
+from artifact_harvest.core.hook import HookPerTask
 from artifact_harvest.core.idempotency import remember, remembered, submit_once
 from artifact_harvest.core.intervals import run_interval
+from artifact_harvest.core.lineage import DatasetRef, location, provider_dataset, transfer_lineage
 from artifact_harvest.core.operators import DownloadAndArchiveOperator
 from artifact_harvest.core.params import as_bool
 from artifact_harvest.core.polling import Phase
-from artifact_harvest.flighthub2.hook import FlightHub2Hook, FlightHub2HookMixin, parameter_text
-from artifact_harvest.flighthub2.status import judge_open_model
+from artifact_harvest.core.usage import Quantity, Usage
+from artifact_harvest.flighthub2.hook import FlightHub2Hook, parameter_text
+from artifact_harvest.flighthub2.status import MODEL_TYPES, PROVIDER, judge_open_model
 from artifact_harvest.flighthub2.upload import PhotoUploader, UploadTarget, list_photos
 from artifact_harvest.flighthub2.validation import check_image_count
 
-PROVIDER = "flighthub2"
 UPLOAD_STATE = "flighthub2_upload"
 STARTED_STATE = "flighthub2_started_models"
 
 
-class _FlightHub2Operator(FlightHub2HookMixin, BaseOperator):
-    def __init__(self, *, flighthub2_conn_id: str = FlightHub2Hook.default_conn_name, api_version: str = "v0.1",
+class _FlightHub2Operator(HookPerTask, BaseOperator):
+    hook_class = FlightHub2Hook
+    hook_args = ("api_version",)
+
+    def __init__(self, *, conn_id: str = FlightHub2Hook.default_conn_name, api_version: str = "v0.1",
                  **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.flighthub2_conn_id = flighthub2_conn_id
+        self.conn_id = conn_id
         self.api_version = api_version
 
 
@@ -98,7 +103,14 @@ class FlightHub2UploadPhotosOperator(_FlightHub2Operator):
             [{"name": n, "etag": e} for n, e in sorted(etags.items()) if n in names], self.resource_name,
         )
         self.log.info("registered %d photos in resource %s", count, target.resource_uuid)
+        self._uploaded = (str(self.photos), len(files), target.resource_uuid)
         return target.resource_uuid
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage: the photos folder in, the FlightHub 2 resource out (nothing when none was uploaded)."""
+        photos, count, resource = getattr(self, "_uploaded", None) or (None, 0, None)
+        return transfer_lineage([location(photos, count)] if photos else [],
+                                [provider_dataset(PROVIDER, f"resource/{resource}")] if resource else [])
 
 
 class FlightHub2StartReconstructionOperator(_FlightHub2Operator):
@@ -194,7 +206,7 @@ class FlightHub2StartReconstructionOperator(_FlightHub2Operator):
         )
 
 
-class FlightHub2DownloadModelOperator(FlightHub2HookMixin, DownloadAndArchiveOperator):
+class FlightHub2DownloadModelOperator(_FlightHub2Operator, DownloadAndArchiveOperator):
     """Download a model file through a fresh ``model/download-url/{file_id}`` URL and archive it.
 
     :param file_id: the model file id (templated): a model-management model ``id``, or an open model's
@@ -203,16 +215,16 @@ class FlightHub2DownloadModelOperator(FlightHub2HookMixin, DownloadAndArchiveOpe
 
     provider = PROVIDER
     template_fields: Sequence[str] = (*DownloadAndArchiveOperator.template_fields, "file_id")
+    lineage_source_keys = ("model_uuid", "model_id", "file_id", "resource_uuid")
 
-    def __init__(self, *, file_id: str, flighthub2_conn_id: str = FlightHub2Hook.default_conn_name,
-                 api_version: str = "v0.1", **kwargs: Any) -> None:
+    def __init__(self, *, file_id: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.file_id = file_id
-        self.flighthub2_conn_id = flighthub2_conn_id
-        self.api_version = api_version
 
-    def verify_tls(self) -> bool:
-        return self.hook.client.verify
+    def lineage_inputs(self, manifest: dict) -> list[DatasetRef]:
+        """A reconstructed model comes from the uploaded resource (the upload task's output dataset)."""
+        resource = (manifest.get("source") or {}).get("resource_uuid")
+        return [provider_dataset(PROVIDER, f"resource/{resource}")] if resource else []
 
     def remote_file(self, context: Context) -> RemoteFile:
         url = self.hook.download_url(str(self.file_id)).get("url")
@@ -220,6 +232,29 @@ class FlightHub2DownloadModelOperator(FlightHub2HookMixin, DownloadAndArchiveOpe
             raise TransientProviderError(PROVIDER, f"file {self.file_id} is still being compressed (empty URL)")
         name = posixpath.basename(unquote(urlsplit(url).path)) or f"{self.file_id}.zip"
         return RemoteFile(url, name)
+
+    def usage(self, downloaded: DownloadedFile, context: Context) -> Usage:
+        """The model's type and its resource's image count, as FlightHub 2 reports them: an open model's
+        ``model_type`` and resource ``file_names`` (a deleted resource's images are unknown), a listed
+        model-management model's ``file_type``."""
+        usage, source = super().usage(downloaded, context), self.source or {}
+        try:
+            model_type, resource_uuid = source.get("model_type"), source.get("resource_uuid")
+            if source.get("model_uuid") and not (model_type and resource_uuid):
+                model = self.hook.open_model(str(source["model_uuid"]))
+                model_type, resource_uuid = model.get("model_type"), model.get("resource_uuid")
+            names = {int(enum): name for name, (_, _, enum) in MODEL_TYPES.items()}
+            if str(model_type).isdigit() and int(model_type) in names:
+                usage = usage.merge(Usage.of(model_type=Quantity.reported(names[int(model_type)])))
+            elif str(source.get("file_type") or "").startswith("model_"):  # a model-management model
+                usage = usage.merge(Usage.of(model_type=Quantity.reported(str(source["file_type"])[6:])))
+            resource = self.hook.resource(str(resource_uuid)) if resource_uuid else {}
+        except ProviderError as exc:
+            self.log.warning("usage partly unknown: FlightHub 2 did not answer: %s", exc)
+            return usage
+        if resource.get("status") == 1 and resource.get("file_names"):
+            usage = usage.merge(Usage.of(images=Quantity.reported(len(resource["file_names"]), "images")))
+        return usage
 
 
 class FlightHub2ListModelsOperator(_FlightHub2Operator):

@@ -7,23 +7,23 @@ from typing import Any
 
 from airflow.sdk import Context
 
+from artifact_harvest.core.hook import HookPerTask
 from artifact_harvest.core.polling import PollResult, killed_by_user
 from artifact_harvest.core.sensors import PollingSensor
-from artifact_harvest.flighthub2.hook import FlightHub2Hook, FlightHub2HookMixin
+from artifact_harvest.flighthub2.hook import FlightHub2Hook
 from artifact_harvest.flighthub2.status import judge_download_url, judge_open_model
 from artifact_harvest.flighthub2.triggers import FlightHub2DownloadUrlTrigger, FlightHub2ModelReadyTrigger
 
 
-class _FlightHub2Sensor(FlightHub2HookMixin, PollingSensor):
-    def __init__(self, *, flighthub2_conn_id: str = FlightHub2Hook.default_conn_name, api_version: str = "v0.1",
+class _FlightHub2Sensor(HookPerTask, PollingSensor):
+    hook_class = FlightHub2Hook
+    hook_args = ("api_version",)
+
+    def __init__(self, *, conn_id: str = FlightHub2Hook.default_conn_name, api_version: str = "v0.1",
                  **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.flighthub2_conn_id = flighthub2_conn_id
+        self.conn_id = conn_id
         self.api_version = api_version
-
-    def _trigger_kwargs(self, end_time: float) -> dict[str, Any]:
-        return {"conn_id": self.flighthub2_conn_id, "api_version": self.api_version,
-                **self.trigger_timing(end_time)}
 
 
 class FlightHub2ModelReadySensor(_FlightHub2Sensor):
@@ -39,6 +39,7 @@ class FlightHub2ModelReadySensor(_FlightHub2Sensor):
         clearing it to poll again leaves the job running.
     """
 
+    trigger_class = FlightHub2ModelReadyTrigger
     template_fields: Sequence[str] = (*PollingSensor.template_fields, "model_uuid")
 
     def __init__(self, *, model_uuid: str, file_id_field: str = "zip_file_key", stop_on_kill: bool = True,
@@ -50,12 +51,6 @@ class FlightHub2ModelReadySensor(_FlightHub2Sensor):
 
     def check(self, context: Context) -> PollResult:
         return judge_open_model(self.hook.open_model(self.model_uuid), self.file_id_field)
-
-    def build_trigger(self, end_time: float) -> FlightHub2ModelReadyTrigger:
-        return FlightHub2ModelReadyTrigger(
-            model_uuid=self.model_uuid, file_id_field=self.file_id_field, stop_on_kill=self.stop_on_kill,
-            **self._trigger_kwargs(end_time),
-        )
 
     def on_kill(self) -> None:
         """Killed while poking on a worker: same policy as the trigger's ``on_kill`` (a clear keeps the job)."""
@@ -73,6 +68,7 @@ class FlightHub2DownloadUrlSensor(_FlightHub2Sensor):
         the ``zip_file_key`` (an assumption: see ``FlightHub2ModelReadySensor``).
     """
 
+    trigger_class = FlightHub2DownloadUrlTrigger
     template_fields: Sequence[str] = (*PollingSensor.template_fields, "file_id")
 
     def __init__(self, *, file_id: str, poke_interval: float = 60, **kwargs: Any) -> None:
@@ -81,6 +77,3 @@ class FlightHub2DownloadUrlSensor(_FlightHub2Sensor):
 
     def check(self, context: Context) -> PollResult:
         return judge_download_url(self.hook.download_url(str(self.file_id)), str(self.file_id))
-
-    def build_trigger(self, end_time: float) -> FlightHub2DownloadUrlTrigger:
-        return FlightHub2DownloadUrlTrigger(file_id=str(self.file_id), **self._trigger_kwargs(end_time))

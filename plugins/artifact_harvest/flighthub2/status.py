@@ -14,6 +14,8 @@ from artifact_harvest.core.polling import PollResult
 
 log = logging.getLogger(__name__)
 
+PROVIDER = "flighthub2"
+
 
 class ModelStatus(IntEnum):
     """``model_status`` of ``GET /open_model/models/{model_uuid}`` (9 and 15 are both documented as success)."""

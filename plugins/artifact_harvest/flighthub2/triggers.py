@@ -8,40 +8,39 @@ zipping, or too new to be listed) costs a detail call, itself shared by every wa
 
 from __future__ import annotations
 
-from functools import cached_property
 from typing import Any
 
 from artifact_harvest.core.errors import ProviderError, TransientProviderError
+from artifact_harvest.core.hook import HookPerTask
 from artifact_harvest.core.polling import PollResult, akilled_by_user
 from artifact_harvest.core.shared_poll import Key, SharedPollTrigger, shared_polls
 from artifact_harvest.flighthub2.hook import FlightHub2Hook
-from artifact_harvest.flighthub2.status import judge_download_url, judge_open_model
+from artifact_harvest.flighthub2.status import PROVIDER, judge_download_url, judge_open_model
 
 
 #: calls of a walk before the first one is measured: page 1 and the empty page that ends it
 MIN_WALK_CALLS = 2
 
 
-class _FlightHub2Trigger(SharedPollTrigger):
+class _FlightHub2Trigger(HookPerTask, SharedPollTrigger):
+    hook_class = FlightHub2Hook
+    hook_args = ("api_version",)
+    poll_fields = ("conn_id", "api_version")
+
     def __init__(self, *, conn_id: str = FlightHub2Hook.default_conn_name, api_version: str = "v0.1",
                  **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.conn_id = conn_id
         self.api_version = api_version
 
-    @cached_property
-    def hook(self) -> FlightHub2Hook:
-        return FlightHub2Hook(self.conn_id, api_version=self.api_version)
-
-    def poll_kwargs(self) -> dict[str, Any]:
-        return {"conn_id": self.conn_id, "api_version": self.api_version}
-
     def key(self, *rest: str) -> Key:
-        return ("flighthub2", self.conn_id, self.api_version, *rest)
+        return (PROVIDER, self.conn_id, self.api_version, *rest)
 
 
 class FlightHub2ModelReadyTrigger(_FlightHub2Trigger):
     """Until an open model is reconstructed and zipped; ``on_kill`` stops the job if ``stop_on_kill``."""
+
+    poll_fields = (*_FlightHub2Trigger.poll_fields, "model_uuid", "file_id_field", "stop_on_kill")
 
     def __init__(self, *, model_uuid: str, file_id_field: str = "zip_file_key", stop_on_kill: bool = True,
                  **kwargs: Any) -> None:
@@ -49,10 +48,6 @@ class FlightHub2ModelReadyTrigger(_FlightHub2Trigger):
         self.model_uuid = model_uuid
         self.file_id_field = file_id_field
         self.stop_on_kill = stop_on_kill
-
-    def poll_kwargs(self) -> dict[str, Any]:
-        return {**super().poll_kwargs(), "model_uuid": self.model_uuid, "file_id_field": self.file_id_field,
-                "stop_on_kill": self.stop_on_kill}
 
     def poll_keys(self) -> tuple[Key, ...]:
         return (self.key("running"), self.key("model", self.model_uuid))
@@ -100,12 +95,11 @@ class FlightHub2ModelReadyTrigger(_FlightHub2Trigger):
 class FlightHub2DownloadUrlTrigger(_FlightHub2Trigger):
     """Until ``model/download-url/{file_id}`` answers a non-empty URL (the URL itself is not passed on)."""
 
+    poll_fields = (*_FlightHub2Trigger.poll_fields, "file_id")
+
     def __init__(self, *, file_id: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.file_id = file_id
-
-    def poll_kwargs(self) -> dict[str, Any]:
-        return {**super().poll_kwargs(), "file_id": self.file_id}
+        self.file_id = str(file_id)
 
     def poll_keys(self) -> tuple[Key, ...]:
         return (self.key("download-url", self.file_id),)

@@ -24,11 +24,9 @@ from typing import Any, Protocol
 
 from artifact_harvest.core.errors import InvalidParameterError, MalformedResponseError, ProviderError
 from artifact_harvest.core.http import RetryRule
+from artifact_harvest.flighthub2.status import PROVIDER
 
 log = logging.getLogger(__name__)
-
-PROVIDER = "flighthub2"
-
 
 MiB = 1 << 20
 MULTIPART_THRESHOLD = 16 * MiB

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from artifact_harvest.core.errors import InvalidParameterError
+from artifact_harvest.flighthub2.status import PROVIDER
 
-PROVIDER = "flighthub2"
 
 #: images per reconstruction job, by model type (flighthub2-cli, API-FACTS §1.7.5)
 IMAGE_LIMITS: dict[str, tuple[int, int]] = {"2d": (5, 20_000), "3d": (5, 20_000), "lidar": (5, 20_000),

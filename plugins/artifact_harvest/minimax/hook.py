@@ -1,8 +1,8 @@
 """MiniMax API hook: video generation, asynchronous speech and the Files API, sync and async.
 
 MiniMax answers errors with HTTP 200 and ``base_resp.status_code``; :meth:`MiniMaxHook.parse` checks that
-envelope on every call, so rate limits (1002, 1039, 2045) and transient failures go through the shared retry
-rule and terminal codes fail at once with what they mean.
+envelope on every call and ``CODES`` says what each code means: rate limits (1002, 1039, 2045) and transient
+failures go through the shared retry rule, terminal codes fail at once with what to fix.
 """
 
 from __future__ import annotations
@@ -10,15 +10,9 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, ClassVar
 
-from artifact_harvest.core.errors import (
-    FatalProviderError,
-    MalformedResponseError,
-    ProviderError,
-    QuotaExhausted,
-    TransientProviderError,
-)
-from artifact_harvest.core.hook import ProviderHook
-from artifact_harvest.core.http import ApiClient, ApiResponse, Call, Redactor
+from artifact_harvest.core.errors import MalformedResponseError, ProviderError
+from artifact_harvest.core.hook import ProviderCodes, ProviderHook
+from artifact_harvest.core.http import ApiClient, ApiResponse, Call
 from artifact_harvest.minimax.status import PROVIDER, MiniMaxFile, TaskKind, normalise_file_id
 
 __all__ = ["MiniMaxFile", "MiniMaxHook"]
@@ -39,34 +33,36 @@ SPEECH_MODELS = ("speech-2.8-hd", "speech-2.8-turbo", "speech-2.6-hd", "speech-2
                  "speech-02-turbo")
 OUTPUT_PURPOSES = ("video_generation", "t2a_async")
 
-RATE_LIMIT_CODES = {1002: "rate limit", 1039: "token limit (TPM)", 2045: "rate growth limit"}
-TRANSIENT_CODES = {
-    1000: "unknown error",
-    1001: "request timeout",
-    1013: "internal service error",
-    1024: "internal error",
-    1033: "system error",
-}
-FATAL_CODES = {
-    1004: ("authentication failed", "check the API key and that it belongs to this host's region"),
-    2049: ("invalid API key", "check the API key in the connection"),
-    1026: ("input rejected as sensitive content", "change the prompt or input"),
-    1027: ("output rejected as sensitive content", "change the prompt or input"),
-    2013: ("invalid parameters", "fix the request parameters"),
-}
-#: money or quota: no retry helps before someone pays or the window resets (core.retry_policy)
-QUOTA_CODES = {
-    1008: ("insufficient balance", "top up the MiniMax account"),
-    2056: ("usage limit exceeded", "wait for the next 5-hour usage window or upgrade the plan"),
-    1028: ("quota exhausted or model not in the plan", "top up the account or use a model the plan includes"),
-    1030: ("quota exhausted or model not in the plan", "top up the account or use a model the plan includes"),
-    2061: ("quota exhausted or model not in the plan", "top up the account or use a model the plan includes"),
-}
-
-
-def _explain(meaning: str, message: str) -> str:
-    """The code's meaning in front of the provider's message, unless the message already says it."""
-    return message if meaning.lower() in message.lower() else f"{meaning}: {message}"
+#: base_resp codes (API-FACTS); their meanings go in front of MiniMax's message, which is often terse
+CODES = ProviderCodes(
+    refused=frozenset({1002, 1039, 2045}),
+    transient=frozenset({1000, 1001, 1013, 1024, 1033}),
+    fatal={
+        1004: "check the API key and that it belongs to this host's region",
+        2049: "check the API key in the connection",
+        1026: "change the prompt or input",
+        1027: "change the prompt or input",
+        2013: "fix the request parameters",
+    },
+    quota={  # money or quota: no retry helps before someone pays or the window resets (core.retry_policy)
+        1008: "top up the MiniMax account",
+        2056: "wait for the next 5-hour usage window or upgrade the plan",
+        1028: "top up the account or use a model the plan includes",
+        1030: "top up the account or use a model the plan includes",
+        2061: "top up the account or use a model the plan includes",
+    },
+    meanings={
+        1002: "rate limit", 1039: "token limit (TPM)", 2045: "rate growth limit",
+        1000: "unknown error", 1001: "request timeout", 1013: "internal service error", 1024: "internal error",
+        1033: "system error",
+        1004: "authentication failed", 2049: "invalid API key", 1008: "insufficient balance",
+        1026: "input rejected as sensitive content", 1027: "output rejected as sensitive content",
+        2013: "invalid parameters", 2056: "usage limit exceeded",
+        1028: "quota exhausted or model not in the plan", 1030: "quota exhausted or model not in the plan",
+        2061: "quota exhausted or model not in the plan",
+    },
+    status_with_code=False,  # MiniMax's errors come in HTTP 200 answers
+)
 
 
 def _task_id(answer: dict[str, Any]) -> str:
@@ -82,12 +78,12 @@ def _file_list(answer: dict[str, Any]) -> list[MiniMaxFile]:
 class MiniMaxHook(ProviderHook):
     """Connection ``minimax``: host = base URL, password = API key, extras ``path_prefix`` and ``group_id``."""
 
-    conn_name_attr = "conn_id"
     default_conn_name = "minimax_default"
     conn_type = "minimax"
     hook_name = "MiniMax"
     provider: ClassVar[str] = PROVIDER
     default_host: ClassVar[str] = "https://api.minimax.io"
+    codes: ClassVar[ProviderCodes] = CODES
 
     _group_id: str | None = None
 
@@ -96,20 +92,11 @@ class MiniMaxHook(ProviderHook):
         api_key = self.require_secret(conn, conn.password, "password (API key)")
         prefix = str(extra.get("path_prefix") or "").strip().strip("/")
         self._group_id = str(extra.get("group_id") or "").strip() or None
-        return ApiClient(
-            provider=PROVIDER,
-            base_url=self.base_url(conn) + (f"/{prefix}" if prefix else ""),
-            parse=self.parse,
-            headers={"Authorization": f"Bearer {api_key}"},
-            timeout=self.timeout,
-            retry=self.retry,
-            verify=self.verify_tls(extra),
-            redactor=Redactor([api_key]),
-        )
+        return self.new_client(extra, base_url=self.base_url(conn) + (f"/{prefix}" if prefix else ""),
+                               headers={"Authorization": f"Bearer {api_key}"}, secrets=[api_key])
 
-    @staticmethod
-    def parse(resp: ApiResponse) -> dict[str, Any]:
-        """Check ``base_resp`` on every answer (errors arrive with HTTP 200)."""
+    def parse(self, resp: ApiResponse) -> dict[str, Any]:
+        """The whole answer when ``base_resp.status_code`` is 0 (errors arrive with HTTP 200 too)."""
         answer = resp.json()
         base = answer.get("base_resp") if isinstance(answer, dict) else None
         if not isinstance(base, dict) or "status_code" not in base:
@@ -117,36 +104,15 @@ class MiniMaxHook(ProviderHook):
         code = int(base["status_code"])
         if code == 0 and resp.status == 200:
             return answer
-        message = str(base.get("status_msg") or "no message")
         trace_id = answer.get("trace_id") or resp.headers.get("Trace-Id")
-        kwargs = dict(code=code, request_id=trace_id or resp.request_id)
-        if code in RATE_LIMIT_CODES:
-            raise TransientProviderError(PROVIDER, _explain(RATE_LIMIT_CODES[code], message),
-                                         retry_after=resp.retry_after, refused=True, **kwargs)
-        if code in TRANSIENT_CODES:
-            raise TransientProviderError(PROVIDER, _explain(TRANSIENT_CODES[code], message), **kwargs)
-        if code in FATAL_CODES:
-            meaning, hint = FATAL_CODES[code]
-            raise FatalProviderError(PROVIDER, _explain(meaning, message), hint=hint, **kwargs)
-        if code in QUOTA_CODES:
-            meaning, hint = QUOTA_CODES[code]
-            raise QuotaExhausted(PROVIDER, _explain(meaning, message), hint=hint, **kwargs)
-        if resp.status != 200:
-            raise resp.http_error(message, code=code)
-        raise ProviderError(PROVIDER, message, **kwargs)
+        raise self.codes.classify(PROVIDER, resp, code, str(base.get("status_msg") or "no message"),
+                                  trace_id or resp.request_id)
 
-    def _send(self, call: Call) -> dict[str, Any]:
-        client = self.client  # first: building the client reads group_id for _with_group
-        return client.send(self._with_group(call))
-
-    async def _asend(self, call: Call) -> dict[str, Any]:
-        client = await self.aclient()
-        return await client.asend(self._with_group(call))
-
-    def _with_group(self, call: Call) -> Call:
+    def prepare(self, call: Call) -> Call:
         """``GroupId`` only when the connection sets one (current accounts reject it with 1004)."""
-        return dataclasses.replace(call, params={**(call.params or {}), "GroupId": self._group_id}) \
-            if self._group_id else call
+        if not self._group_id:
+            return call
+        return dataclasses.replace(call, params={**(call.params or {}), "GroupId": self._group_id})
 
     # -- requests ------------------------------------------------------------------------------------
     @staticmethod
@@ -184,24 +150,31 @@ class MiniMaxHook(ProviderHook):
     # -- endpoints: sync on workers, async twins for triggers ---------------------------------------
     def create_video(self, prompt: str, model: str, **options: Any) -> str:
         """``POST /v1/video_generation`` → task id. Never resent when its answer is lost (a second video)."""
-        return _task_id(self._send(self._create_video(prompt, model, **options)))
+        return _task_id(self.send(self._create_video(prompt, model, **options)))
 
     async def acreate_video(self, prompt: str, model: str, **options: Any) -> str:
-        return _task_id(await self._asend(self._create_video(prompt, model, **options)))
+        return _task_id(await self.asend(self._create_video(prompt, model, **options)))
 
     def create_speech(self, text: str, model: str, voice_id: str, **options: Any) -> str:
         """``POST /v1/t2a_async_v2`` → task id. Never resent when its answer is lost."""
-        return _task_id(self._send(self._create_speech(text, model, voice_id, **options)))
+        return _task_id(self.send(self._create_speech(text, model, voice_id, **options)))
 
     async def acreate_speech(self, text: str, model: str, voice_id: str, **options: Any) -> str:
-        return _task_id(await self._asend(self._create_speech(text, model, voice_id, **options)))
+        return _task_id(await self.asend(self._create_speech(text, model, voice_id, **options)))
+
+    def create_speech_metered(self, text: str, model: str, voice_id: str, **options: Any) -> tuple[str, int | None]:
+        """``create_speech``, plus the create answer's ``usage_characters`` (what MiniMax counts; None if absent)."""
+        answer = self._send(self._create_speech(text, model, voice_id, **options))
+        characters = answer.get("usage_characters")
+        return _task_id(answer), characters if isinstance(characters, int) and not isinstance(characters, bool) \
+            else None
 
     def query_task(self, kind: TaskKind | str, task_id: str) -> dict[str, Any]:
         """The raw query answer of a video or speech task (judge it with ``status.judge_task``)."""
-        return self._send(self._query_task(kind, task_id))
+        return self.send(self._query_task(kind, task_id))
 
     async def aquery_task(self, kind: TaskKind | str, task_id: str) -> dict[str, Any]:
-        return await self._asend(self._query_task(kind, task_id))
+        return await self.asend(self._query_task(kind, task_id))
 
     def query_video(self, task_id: str) -> dict[str, Any]:
         return self.query_task(TaskKind.VIDEO, task_id)
@@ -217,24 +190,24 @@ class MiniMaxHook(ProviderHook):
 
     def retrieve_file(self, file_id: int | str) -> MiniMaxFile:
         """``GET /v1/files/retrieve``: metadata and a fresh signed ``download_url``."""
-        return MiniMaxFile.from_api(self._send(self._retrieve_file(file_id)).get("file"))
+        return MiniMaxFile.from_api(self.send(self._retrieve_file(file_id)).get("file"))
 
     async def aretrieve_file(self, file_id: int | str) -> MiniMaxFile:
-        return MiniMaxFile.from_api((await self._asend(self._retrieve_file(file_id))).get("file"))
+        return MiniMaxFile.from_api((await self.asend(self._retrieve_file(file_id))).get("file"))
 
     def list_files(self, purpose: str) -> list[MiniMaxFile]:
         """``GET /v1/files/list?purpose=``."""
-        return _file_list(self._send(self._list_files(purpose)))
+        return _file_list(self.send(self._list_files(purpose)))
 
     async def alist_files(self, purpose: str) -> list[MiniMaxFile]:
-        return _file_list(await self._asend(self._list_files(purpose)))
+        return _file_list(await self.asend(self._list_files(purpose)))
 
     def delete_file(self, file_id: int | str, purpose: str) -> None:
         """``POST /v1/files/delete``."""
-        self._send(self._delete_file(file_id, purpose))
+        self.send(self._delete_file(file_id, purpose))
 
     async def adelete_file(self, file_id: int | str, purpose: str) -> None:
-        await self._asend(self._delete_file(file_id, purpose))
+        await self.asend(self._delete_file(file_id, purpose))
 
     # -- the connection form's Test button -----------------------------------------------------------
     def test_connection(self) -> tuple[bool, str]:

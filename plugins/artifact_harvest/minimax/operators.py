@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import tarfile
 import zipfile
 from collections.abc import Sequence
@@ -17,16 +18,19 @@ from artifact_harvest.core.transfer import DownloadedFile, RemoteFile
 from artifact_harvest.core.errors import ProviderError
 from artifact_harvest.core.hook import HookPerTask
 from artifact_harvest.core.http import redact_url
-from artifact_harvest.core.idempotency import submit_once
+from artifact_harvest.core.idempotency import remember, remembered, submit_once
 from artifact_harvest.core.operators import DownloadAndArchiveOperator
 from artifact_harvest.core.params import as_bool
 from artifact_harvest.core.polling import Phase
+from artifact_harvest.core.usage import Quantity, Usage, push as push_usage
 from artifact_harvest.minimax.hook import OUTPUT_PURPOSES, MiniMaxFile, MiniMaxHook
 from artifact_harvest.minimax.status import PROVIDER, TaskKind, judge_task, normalise_file_id
 from artifact_harvest.minimax.validation import check_prompt, check_speech, check_video
 
 AUDIO_SUFFIXES = {".mp3", ".wav", ".flac", ".pcm", ".m4a", ".aac", ".ogg", ".opus"}
 SUBTITLE_SUFFIXES = {".srt", ".vtt", ".lrc", ".titles"}
+#: task state key: ``usage_characters`` of the speech create answer, kept for a retry that re-attaches
+CHARACTERS_KEY = "minimax_usage_characters"
 
 
 #: what a person checks when MiniMax may have accepted a create whose answer never arrived
@@ -51,7 +55,7 @@ class _MiniMaxCreateOperator(HookPerTask, BaseOperator):
     kind: TaskKind
     template_fields: Sequence[str] = ("resubmit_if_in_doubt", "resubmit_failed")
 
-    def __init__(self, *, conn_id: str = "minimax_default", resubmit_if_in_doubt: bool | str = False,
+    def __init__(self, *, conn_id: str = MiniMaxHook.default_conn_name, resubmit_if_in_doubt: bool | str = False,
                  resubmit_failed: bool | str = False, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.conn_id = conn_id
@@ -64,14 +68,20 @@ class _MiniMaxCreateOperator(HookPerTask, BaseOperator):
     def create(self) -> str:
         raise NotImplementedError
 
+    def usage(self, context: Context) -> Usage:
+        """What this task's job uses, handed to the download step in XCom (``core.usage``)."""
+        return Usage()
+
     def execute(self, context: Context) -> str:
         self.validate()
-        return submit_once(
+        task_id = submit_once(
             context, "minimax_task_id", self.create, failed=self._failed,
             resubmit_failed=as_bool(self.resubmit_failed, "resubmit_failed", PROVIDER),
             resubmit_if_in_doubt=as_bool(self.resubmit_if_in_doubt, "resubmit_if_in_doubt", PROVIDER),
             in_doubt_help=IN_DOUBT_HELP.format(what=self.kind.value),
         )
+        push_usage(context, self.usage(context))
+        return task_id
 
     def _failed(self, task_id: str) -> str | None:
         result = judge_task(self.kind, self.hook.query_task(self.kind, task_id))
@@ -99,6 +109,14 @@ class MiniMaxCreateVideoOperator(_MiniMaxCreateOperator):
     def create(self) -> str:
         return self.hook.create_video(self.prompt, self.model, **self._options())
 
+    def usage(self, context: Context) -> Usage:
+        """The duration and resolution sent (the query reports the frame size, added at download)."""
+        options = self._options()
+        return Usage.of(
+            video_seconds=Quantity.requested(options["duration"], "s") if options["duration"] else None,
+            resolution=Quantity.requested(options["resolution"]) if options["resolution"] else None,
+        )
+
     def validate(self) -> None:
         check_prompt(self.prompt)
         check_video(self.model, **self._options())
@@ -114,12 +132,24 @@ class MiniMaxCreateSpeechOperator(_MiniMaxCreateOperator):
                  **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.text, self.voice_id, self.model, self.audio_format = text, voice_id, model, audio_format
+        self._characters: int | None = None
 
     def validate(self) -> None:
         check_speech(self.text, self.voice_id)
 
     def create(self) -> str:
-        return self.hook.create_speech(self.text, self.model, self.voice_id, audio_format=self.audio_format)
+        task_id, self._characters = self.hook.create_speech_metered(self.text, self.model, self.voice_id,
+                                                                    audio_format=self.audio_format)
+        return task_id
+
+    def usage(self, context: Context) -> Usage:
+        """``usage_characters`` of the create answer (kept for a retry); without it, the characters sent."""
+        if self._characters is not None:
+            remember(context, CHARACTERS_KEY, self._characters)
+        characters = remembered(context, CHARACTERS_KEY)
+        if characters is not None:
+            return Usage.of(characters=Quantity.reported(int(characters), "characters"))
+        return Usage.of(characters=Quantity.requested(len(self.text), "characters"))
 
 
 class MiniMaxDownloadOperator(HookPerTask, DownloadAndArchiveOperator):
@@ -133,9 +163,10 @@ class MiniMaxDownloadOperator(HookPerTask, DownloadAndArchiveOperator):
     provider = PROVIDER
     hook_class = MiniMaxHook
     template_fields = (*DownloadAndArchiveOperator.template_fields, "minimax_task_id")
+    lineage_source_keys = ("file_id", "task_id")
 
-    def __init__(self, *, file_id: int | str, minimax_task_id: str | None = None, conn_id: str = "minimax_default",
-                 **kwargs: Any) -> None:
+    def __init__(self, *, file_id: int | str, minimax_task_id: str | None = None,
+                 conn_id: str = MiniMaxHook.default_conn_name, **kwargs: Any) -> None:
         super().__init__(artifact_key=str(file_id), **kwargs)
         self.minimax_task_id = minimax_task_id
         self.conn_id = conn_id
@@ -148,9 +179,6 @@ class MiniMaxDownloadOperator(HookPerTask, DownloadAndArchiveOperator):
         if self.minimax_task_id:
             self.source["task_id"] = str(self.minimax_task_id)
         return super().execute(context)
-
-    def verify_tls(self) -> bool:
-        return self.hook.client.verify
 
     def remote_file(self, context: Context) -> RemoteFile:
         file = self.hook.retrieve_file(self.artifact_key)
@@ -168,8 +196,27 @@ class MiniMaxDownloadOperator(HookPerTask, DownloadAndArchiveOperator):
             extra["members"] = members
         return extra
 
+    def usage(self, downloaded: DownloadedFile, context: Context) -> Usage:
+        """The create step's (XCom), plus a video's frame size from the task query and a speech bundle's
+        ``usage_characters`` from its extra JSON when the create step gave none (e.g. the archive DAGs)."""
+        usage = super().usage(downloaded, context)
+        purpose = self._file.purpose if self._file else ""
+        if purpose == "video_generation" and self.minimax_task_id:
+            try:
+                answer = self.hook.query_task(TaskKind.VIDEO, str(self.minimax_task_id))
+            except ProviderError as exc:
+                self.log.warning("the video's frame size is unknown: the task query failed: %s", exc)
+                answer = {}
+            width, height = answer.get("video_width"), answer.get("video_height")
+            if width and height:
+                usage = usage.merge(Usage.of(resolution=Quantity.reported(f"{width}x{height}", "px")))
+        if "characters" not in usage and (characters := bundle_characters(downloaded.path)) is not None:
+            usage = usage.merge(Usage.of(characters=Quantity.reported(characters, "characters")))
+        return usage
 
-def unarchived_files_between(start: datetime, end: datetime, conn_id: str = "minimax_default") -> list[dict[str, Any]]:
+
+def unarchived_files_between(start: datetime, end: datetime,
+                             conn_id: str = MiniMaxHook.default_conn_name) -> list[dict[str, Any]]:
     """Output files (every purpose in ``OUTPUT_PURPOSES``) created in ``[start, end)`` and not archived yet,
     as ``{"file_id": ...}`` kwargs for a mapped :class:`MiniMaxDownloadOperator`. Keyed on the interval,
     so a rerun or a backfill finds the same files and skips what an earlier run archived."""
@@ -189,6 +236,23 @@ def bundle_members(path: Path) -> list[dict[str, Any]] | None:
     if zipfile.is_zipfile(path):
         with zipfile.ZipFile(path) as archive:
             return [_member(i.filename, i.file_size, archive.open(i)) for i in archive.infolist() if not i.is_dir()]
+    return None
+
+
+def bundle_characters(path: Path) -> int | None:
+    """``usage_characters`` of a speech bundle's extra JSON member (a tar), None when there is none."""
+    if not tarfile.is_tarfile(path):
+        return None
+    with tarfile.open(path) as tar:
+        for member in tar.getmembers():
+            if member.isfile() and _kind(PurePosixPath(member.name)) == "extra" and member.size < 1 << 20:
+                stream = tar.extractfile(member)
+                try:
+                    characters = json.loads(stream.read()).get("usage_characters") if stream else None
+                except (ValueError, AttributeError):
+                    continue
+                if isinstance(characters, int) and not isinstance(characters, bool):
+                    return characters
     return None
 
 

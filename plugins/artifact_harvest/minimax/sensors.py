@@ -7,7 +7,7 @@ from typing import Any
 from airflow.sdk import Context
 
 from artifact_harvest.core.hook import HookPerTask
-from artifact_harvest.core.polling import PollingTrigger, PollResult
+from artifact_harvest.core.polling import PollResult
 from artifact_harvest.core.sensors import PollingSensor
 from artifact_harvest.minimax.hook import MiniMaxHook
 from artifact_harvest.minimax.status import TaskKind, judge_file, judge_task
@@ -17,7 +17,7 @@ from artifact_harvest.minimax.triggers import MiniMaxFileReadyTrigger, MiniMaxTa
 class _MiniMaxSensor(HookPerTask, PollingSensor):
     hook_class = MiniMaxHook
 
-    def __init__(self, *, conn_id: str = "minimax_default", **kwargs: Any) -> None:
+    def __init__(self, *, conn_id: str = MiniMaxHook.default_conn_name, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.conn_id = conn_id
 
@@ -26,6 +26,7 @@ class MiniMaxTaskSensor(_MiniMaxSensor):
     """Wait for a video (``kind="video"``) or async-speech (``kind="speech"``) task; returns
     ``{"task_id", "file_id"}`` (file_id as int). ``minimax_task_id`` because ``task_id`` names the Airflow task."""
 
+    trigger_class = MiniMaxTaskTrigger
     template_fields = (*PollingSensor.template_fields, "minimax_task_id")
 
     def __init__(self, *, minimax_task_id: str, kind: str = TaskKind.VIDEO.value, **kwargs: Any) -> None:
@@ -36,14 +37,11 @@ class MiniMaxTaskSensor(_MiniMaxSensor):
     def check(self, context: Context) -> PollResult:
         return judge_task(self.kind, self.hook.query_task(self.kind, str(self.minimax_task_id)))
 
-    def build_trigger(self, end_time: float) -> PollingTrigger:
-        return MiniMaxTaskTrigger(minimax_task_id=str(self.minimax_task_id), kind=self.kind, conn_id=self.conn_id,
-                                  **self.trigger_timing(end_time))
-
 
 class MiniMaxFileReadySensor(_MiniMaxSensor):
     """Wait until files/retrieve gives a download URL; returns ``{"file_id", "bytes", "filename"}`` (no URL)."""
 
+    trigger_class = MiniMaxFileReadyTrigger
     template_fields = (*PollingSensor.template_fields, "file_id")
 
     def __init__(self, *, file_id: int | str, **kwargs: Any) -> None:
@@ -52,7 +50,3 @@ class MiniMaxFileReadySensor(_MiniMaxSensor):
 
     def check(self, context: Context) -> PollResult:
         return judge_file(self.hook.retrieve_file(self.file_id))
-
-    def build_trigger(self, end_time: float) -> PollingTrigger:
-        return MiniMaxFileReadyTrigger(file_id=str(self.file_id), conn_id=self.conn_id,
-                                       **self.trigger_timing(end_time))

@@ -7,35 +7,31 @@ file share one query per interval (``core.shared_poll``).
 
 from __future__ import annotations
 
-from functools import cached_property
 from typing import Any
 
+from artifact_harvest.core.hook import HookPerTask
 from artifact_harvest.core.polling import PollResult
 from artifact_harvest.core.shared_poll import Key, SharedPollTrigger
 from artifact_harvest.minimax.hook import MiniMaxHook
-from artifact_harvest.minimax.status import TaskKind, judge_file, judge_task
+from artifact_harvest.minimax.status import PROVIDER, TaskKind, judge_file, judge_task
 
 
-class MiniMaxTaskTrigger(SharedPollTrigger):
+class MiniMaxTaskTrigger(HookPerTask, SharedPollTrigger):
     """Polls a video or speech task until success (event carries ``task_id`` and ``file_id``) or failure."""
 
-    def __init__(self, *, minimax_task_id: str, kind: str = TaskKind.VIDEO.value, conn_id: str = "minimax_default",
-                 **polling: Any) -> None:
+    hook_class = MiniMaxHook
+    poll_fields = ("minimax_task_id", "kind", "conn_id")
+
+    def __init__(self, *, minimax_task_id: str, kind: str = TaskKind.VIDEO.value,
+                 conn_id: str = MiniMaxHook.default_conn_name, **polling: Any) -> None:
         super().__init__(**polling)
         # not ``task_id``: the triggerer sets that attribute to the Airflow task's id
         self.minimax_task_id = str(minimax_task_id)
         self.kind = TaskKind(kind).value
         self.conn_id = conn_id
 
-    def poll_kwargs(self) -> dict[str, Any]:
-        return {"minimax_task_id": self.minimax_task_id, "kind": self.kind, "conn_id": self.conn_id}
-
-    @cached_property
-    def hook(self) -> MiniMaxHook:
-        return MiniMaxHook(self.conn_id)
-
     def poll_keys(self) -> tuple[Key, ...]:
-        return (("minimax", self.conn_id, self.kind, self.minimax_task_id),)
+        return ((PROVIDER, self.conn_id, self.kind, self.minimax_task_id),)
 
     async def poll(self) -> PollResult:
         [key] = self.poll_keys()
@@ -46,23 +42,19 @@ class MiniMaxTaskTrigger(SharedPollTrigger):
         return f"MiniMax {self.kind} task {self.minimax_task_id}"
 
 
-class MiniMaxFileReadyTrigger(SharedPollTrigger):
+class MiniMaxFileReadyTrigger(HookPerTask, SharedPollTrigger):
     """Polls files/retrieve until the file has a download URL (the event never carries the URL)."""
 
-    def __init__(self, *, file_id: int | str, conn_id: str = "minimax_default", **polling: Any) -> None:
+    hook_class = MiniMaxHook
+    poll_fields = ("file_id", "conn_id")
+
+    def __init__(self, *, file_id: int | str, conn_id: str = MiniMaxHook.default_conn_name, **polling: Any) -> None:
         super().__init__(**polling)
         self.file_id = str(file_id)
         self.conn_id = conn_id
 
-    def poll_kwargs(self) -> dict[str, Any]:
-        return {"file_id": self.file_id, "conn_id": self.conn_id}
-
-    @cached_property
-    def hook(self) -> MiniMaxHook:
-        return MiniMaxHook(self.conn_id)
-
     def poll_keys(self) -> tuple[Key, ...]:
-        return (("minimax", self.conn_id, "file", self.file_id),)
+        return ((PROVIDER, self.conn_id, "file", self.file_id),)
 
     async def poll(self) -> PollResult:
         [key] = self.poll_keys()

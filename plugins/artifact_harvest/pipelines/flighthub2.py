@@ -7,9 +7,11 @@ from datetime import timedelta
 
 from airflow.sdk import DAG, CronDataIntervalTimetable, Param, task
 
+from artifact_harvest.core.approval import PARAM as APPROVAL, approval_param, approve_before
 from artifact_harvest.core.dag_defaults import WAIT_ARGS, pipeline_dag, waiting_params
 from artifact_harvest.core.errors import InvalidParameterError
 from artifact_harvest.core.intervals import advance_watermark, sweep_window
+from artifact_harvest.flighthub2.approval import reconstruction_summary
 from artifact_harvest.flighthub2.operators import (
     FlightHub2DeleteResourceOperator,
     FlightHub2DownloadModelOperator,
@@ -136,6 +138,7 @@ def build_flighthub2_reconstruct_model() -> DAG:
                                           "exactly in FlightHub 2's running list: start again anyway, and maybe "
                                           "pay twice. Off: the run fails and says what to check "
                                           "(docs/exactly-once.md)."),
+            APPROVAL: approval_param(),
         },
     ) as dag:
         wait_args = {**WAIT_ARGS, "map_index_template": MODEL_LABEL}
@@ -143,6 +146,8 @@ def build_flighthub2_reconstruct_model() -> DAG:
             task_id="upload_photos", photos="{{ params.photos }}", resource_uuid="{{ params.resource_uuid }}",
             resource_name="{{ params.resource_name }}", model_types="{{ params.model_types }}",
         )
+        approve_before(upload, reconstruction_summary, "Start FlightHub 2 reconstruction ({{ params.model_types "
+                       "| join(', ') }})? It uses image quota.")
         start = FlightHub2StartReconstructionOperator(
             task_id="start_reconstruction", resource_uuid=upload.output, model_types="{{ params.model_types }}",
             parameters="{{ params.parameters }}", resubmit_if_in_doubt="{{ params.resubmit_if_in_doubt }}",

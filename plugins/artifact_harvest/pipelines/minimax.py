@@ -6,8 +6,10 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import DAG, CronTriggerTimetable, Param, task
 
+from artifact_harvest.core.approval import PARAM as APPROVAL, approval_param, approve_before
 from artifact_harvest.core.dag_defaults import WAIT_ARGS, pipeline_dag, waiting_params
 from artifact_harvest.core.intervals import advance_watermark, sweep_window
+from artifact_harvest.minimax.approval import speech_summary, video_summary
 from artifact_harvest.minimax.hook import SPEECH_MODELS
 from artifact_harvest.minimax.operators import (
     MiniMaxCreateSpeechOperator,
@@ -117,6 +119,7 @@ def build_minimax_generate_video() -> DAG:
                                        "from; JPG, PNG or WebP under 20 MB. Required by the image → video models."),
             **waiting_params(10, "MiniMax suggests about 10.", "PT1H", "the video"),
             "resubmit_if_in_doubt": _resubmit_param(),
+            APPROVAL: approval_param(),
         },
     ) as dag:
         create = MiniMaxCreateVideoOperator(
@@ -128,6 +131,8 @@ def build_minimax_generate_video() -> DAG:
             first_frame_image="{{ params.first_frame_image or '' }}",
             resubmit_if_in_doubt="{{ params.resubmit_if_in_doubt }}",
         )
+        approve_before(create, video_summary, "Generate a MiniMax video ({{ params.model }}, {{ params.duration }} s)? "
+                       "It is paid.")
         _wait_and_archive(create, kind="video")
     return dag
 
@@ -152,6 +157,7 @@ def build_minimax_generate_speech() -> DAG:
                             title="Audio format", description="Format of the audio member of the bundle."),
             **waiting_params(10, "The query allows 10 per second.", "PT1H", "the speech"),
             "resubmit_if_in_doubt": _resubmit_param(),
+            APPROVAL: approval_param(),
         },
     ) as dag:
         create = MiniMaxCreateSpeechOperator(
@@ -162,6 +168,8 @@ def build_minimax_generate_speech() -> DAG:
             audio_format="{{ params.format }}",
             resubmit_if_in_doubt="{{ params.resubmit_if_in_doubt }}",
         )
+        approve_before(create, speech_summary, "Generate MiniMax speech ({{ params.model }}, "
+                       "{{ params.text | length }} characters)? It is paid.")
         _wait_and_archive(create, kind="speech")
     return dag
 

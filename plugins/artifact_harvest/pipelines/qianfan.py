@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from airflow.sdk import DAG, Param
 
+from artifact_harvest.core.approval import PARAM as APPROVAL, approval_param, approve_before
 from artifact_harvest.core.dag_defaults import WAIT_ARGS, pipeline_dag, waiting_params
+from artifact_harvest.qianfan.approval import export_summary
 from artifact_harvest.qianfan.operators import QianfanCreateModelExportOperator, QianfanDownloadExportOperator
 from artifact_harvest.qianfan.sensors import QianfanModelExportSensor
 from artifact_harvest.qianfan.validation import MODEL_VERSION_PATTERN, MODEL_VERSION_RULE
@@ -48,6 +50,7 @@ def build_qianfan_export_model() -> DAG:
                 description="Create a new export even when the version already has a finished one.",
             ),
             **waiting_params(30, "Each check is one DescribeModelExportTask call.", "PT6H", "the export"),
+            APPROVAL: approval_param(),
         },
     ) as dag:
         create = QianfanCreateModelExportOperator(
@@ -65,5 +68,6 @@ def build_qianfan_export_model() -> DAG:
         archive = QianfanDownloadExportOperator(
             task_id="download_and_archive", model_id="{{ params.model_version_id }}", export_id=EXPORT_ID
         )
+        approve_before(create, export_summary, "Export Qianfan model version {{ params.model_version_id }}?")
         create >> wait >> archive
     return dag

@@ -11,15 +11,15 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 from baidubce.auth.bce_credentials import BceCredentials
 from baidubce.auth.bce_v1_signer import sign
 
-from artifact_harvest.core.errors import MalformedResponseError, ProviderError, QuotaExhausted
-from artifact_harvest.core.hook import ProviderHook
-from artifact_harvest.core.http import ApiClient, ApiResponse, Call, Redactor
+from artifact_harvest.core.errors import MalformedResponseError, ProviderError
+from artifact_harvest.core.hook import ProviderCodes, ProviderHook
+from artifact_harvest.core.http import ApiClient, ApiResponse, Call
 from artifact_harvest.qianfan.status import PROVIDER, ExportRecord
 
 MODEL_PATH = "/v2/model"
@@ -29,8 +29,8 @@ DEFAULT_SIGN_EXPIRATION = 300
 CONNECTION_PROBE_ID = "amv-connectiontest"
 
 _POLICIES = "QianfanFullControlAccessPolicy or QianfanModelTuningFullControlAccessPolicy"
-#: codes that no retry can fix, with what to check
-AUTH_HINTS = {
+#: the codes no retry can fix, with what to check (any other error is judged by its HTTP status)
+CODES = ProviderCodes(fatal={
     "SignatureDoesNotMatch": "check that the connection's secret key (password) belongs to its access key (login)",
     "InvalidHTTPAuthHeader": "check that the connection's access key and secret key are a valid AK/SK pair",
     "InvalidAccessKeyId": "the access key (login) is unknown: check the AK/SK pair in the connection",
@@ -38,12 +38,10 @@ AUTH_HINTS = {
     "(NTP) and the connection's sign_expiration_seconds",
     "AccessDenied": f"grant the IAM user of this AK the policy {_POLICIES}",
     "PermissionDeniedError": f"grant the IAM user of this AK the policy {_POLICIES}",
-}
-#: money or quota: no retry helps before the quota is raised or renewed (core.retry_policy)
-QUOTA_HINTS = {
+}, quota={  # money or quota: no retry helps before the quota is raised or renewed (core.retry_policy)
     "QuotaLimitExceeded": "raise the Qianfan quota or top up the account, then run again",
     "QuotaLimitExpired": "renew the Qianfan quota or top up the account, then run again",
-}
+})
 
 
 def canonical_time(timestamp: int) -> str:
@@ -101,25 +99,6 @@ class BceSigner:
         return {**extra, "Authorization": auth}
 
 
-def parse(resp: ApiResponse) -> dict[str, Any]:
-    """The ``result`` object of a success; the provider's code, message and requestId on every error."""
-    body = resp.json()
-    if resp.status >= 300:
-        if not isinstance(body, dict) or "code" not in body:
-            raise resp.unexpected("code", "is missing from the error answer")
-        code = str(body["code"])
-        answered = dataclasses.replace(resp, request_id=body.get("requestId") or resp.request_id)
-        if code in QUOTA_HINTS:
-            raise QuotaExhausted(PROVIDER, str(body.get("message") or code), code=code, http_status=resp.status,
-                                 request_id=answered.request_id, hint=QUOTA_HINTS[code])
-        raise answered.http_error(str(body.get("message") or code), code=code, hint=AUTH_HINTS.get(code))
-    result = body.get("result") if isinstance(body, dict) else None
-    if not isinstance(result, dict):
-        raise MalformedResponseError(PROVIDER, "result", "is missing or not an object", request_id=resp.request_id,
-                                     http_status=resp.status)
-    return result
-
-
 def _export_id(result: dict[str, Any]) -> str:
     export_id = result.get("exportId")
     if not isinstance(export_id, str) or not export_id:
@@ -130,54 +109,64 @@ def _export_id(result: dict[str, Any]) -> str:
 class QianfanHook(ProviderHook):
     """Model export actions of the Qianfan console API (sync for workers, async twins for triggers)."""
 
-    conn_name_attr = "conn_id"
     default_conn_name = "qianfan_default"
     conn_type = "qianfan"
     hook_name = "Baidu Qianfan"
-    provider = PROVIDER
-    default_host = "https://qianfan.baidubce.com"
+    provider: ClassVar[str] = PROVIDER
+    default_host: ClassVar[str] = "https://qianfan.baidubce.com"
+    codes: ClassVar[ProviderCodes] = CODES
 
+    # -- connection and envelope ---------------------------------------------------------------------
     def build_client(self, conn: Any, extra: dict[str, Any]) -> ApiClient:
+        """Every attempt is signed afresh (``sign``): a retry never reuses an expired signature."""
         ak = self.require_secret(conn, conn.login, "access key (login)")
         sk = self.require_secret(conn, conn.password, "secret key (password)")
         base_url = self.base_url(conn)
         expiration = int(extra.get("sign_expiration_seconds") or DEFAULT_SIGN_EXPIRATION)
-        return ApiClient(
-            provider=PROVIDER,
-            base_url=base_url,
-            parse=parse,
-            sign=BceSigner(ak, sk, urlsplit(base_url).netloc, expiration),
+        return self.new_client(
+            extra, base_url=base_url, secrets=[ak, sk], sign=BceSigner(ak, sk, urlsplit(base_url).netloc, expiration),
             request_id_header=None,  # Qianfan documents no request-id header; its requestId comes back in the body
-            timeout=self.timeout,
-            retry=self.retry,
-            verify=self.verify_tls(extra),
-            redactor=Redactor([ak, sk]),
         )
 
+    def parse(self, resp: ApiResponse) -> dict[str, Any]:
+        """The ``result`` object of a success; the provider's code, message and requestId on every error."""
+        body = resp.json()
+        if resp.status >= 300:
+            if not isinstance(body, dict) or "code" not in body:
+                raise resp.unexpected("code", "is missing from the error answer")
+            code = str(body["code"])
+            raise self.codes.classify(PROVIDER, resp, code, str(body.get("message") or code),
+                                      body.get("requestId") or resp.request_id)
+        result = body.get("result") if isinstance(body, dict) else None
+        if not isinstance(result, dict):
+            raise MalformedResponseError(PROVIDER, "result", "is missing or not an object",
+                                         request_id=resp.request_id, http_status=resp.status)
+        return result
+
+    # -- requests: every action is a POST; only the Describe* ones may be resent when their answer is lost --
     @staticmethod
-    def _action(action: str, model_id: str, *, resendable: bool) -> Call:
-        """Every action is a POST; only the Describe* ones may be resent when their answer is lost."""
-        return Call("POST", MODEL_PATH, {"Action": action}, {"modelId": model_id}, resendable=resendable)
+    def _create(model_id: str) -> Call:
+        return Call("POST", MODEL_PATH, {"Action": "CreateModelExportTask"}, {"modelId": model_id})
 
-    def _create(self, model_id: str) -> Call:
-        return self._action("CreateModelExportTask", model_id, resendable=False)
+    @staticmethod
+    def _describe(model_id: str) -> Call:
+        return Call("POST", MODEL_PATH, {"Action": "DescribeModelExportTask"}, {"modelId": model_id},
+                    resendable=True)
 
-    def _describe(self, model_id: str) -> Call:
-        return self._action("DescribeModelExportTask", model_id, resendable=True)
-
+    # -- endpoints: sync on workers, async twins for triggers ---------------------------------------
     def create_export(self, model_id: str) -> str:
         """CreateModelExportTask: start packaging a model version; returns the export id (``amve-...``)."""
-        return _export_id(self.client.send(self._create(model_id)))
+        return _export_id(self.send(self._create(model_id)))
 
     async def acreate_export(self, model_id: str) -> str:
-        return _export_id(await (await self.aclient()).asend(self._create(model_id)))
+        return _export_id(await self.asend(self._create(model_id)))
 
     def describe_export(self, model_id: str) -> ExportRecord:
         """DescribeModelExportTask: the version's current export (by model version id, not export id)."""
-        return ExportRecord.from_result(self.client.send(self._describe(model_id)))
+        return ExportRecord.from_result(self.send(self._describe(model_id)))
 
     async def adescribe_export(self, model_id: str) -> ExportRecord:
-        return ExportRecord.from_result(await (await self.aclient()).asend(self._describe(model_id)))
+        return ExportRecord.from_result(await self.asend(self._describe(model_id)))
 
     # -- the connection form's Test button -----------------------------------------------------------
     def test_connection(self) -> tuple[bool, str]:
@@ -186,7 +175,7 @@ class QianfanHook(ProviderHook):
         try:
             self.describe_export(CONNECTION_PROBE_ID)
         except ProviderError as exc:
-            if exc.http_status is None or exc.code in AUTH_HINTS or exc.http_status >= 500:
+            if exc.http_status is None or exc.code in self.codes.fatal or exc.http_status >= 500:
                 return False, str(exc)
             probe = f"the probe id {CONNECTION_PROBE_ID} answered {exc.code}"
             return True, f"Qianfan accepted the AK/SK signature ({probe})"

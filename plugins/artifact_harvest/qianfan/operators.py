@@ -6,12 +6,13 @@ from typing import Any
 
 from airflow.sdk import BaseOperator, Context
 
-from artifact_harvest.core.transfer import RemoteFile
+from artifact_harvest.core.transfer import DownloadedFile, RemoteFile
 from artifact_harvest.core.errors import FatalProviderError, TransientProviderError
 from artifact_harvest.core.hook import HookPerTask
 from artifact_harvest.core.idempotency import remember, remembered, submit_once
 from artifact_harvest.core.operators import DownloadAndArchiveOperator
 from artifact_harvest.core.params import as_bool
+from artifact_harvest.core.usage import Quantity, Usage
 from artifact_harvest.qianfan.hook import QianfanHook
 from artifact_harvest.qianfan.status import PROVIDER, RUNNING_STATES, ExportRecord, ExportState
 from artifact_harvest.qianfan.validation import check_model_version_id
@@ -149,6 +150,7 @@ class QianfanDownloadExportOperator(HookPerTask, DownloadAndArchiveOperator):
     provider = PROVIDER
     hook_class = QianfanHook
     template_fields = (*DownloadAndArchiveOperator.template_fields, "model_id", "export_id")
+    lineage_source_keys = ("modelId", "exportId", "replacesExportId")
 
     def __init__(
         self, *, model_id: str, export_id: str, conn_id: str = QianfanHook.default_conn_name, **kwargs: Any
@@ -157,9 +159,7 @@ class QianfanDownloadExportOperator(HookPerTask, DownloadAndArchiveOperator):
         self.model_id = model_id
         self.export_id = export_id
         self.conn_id = conn_id
-
-    def verify_tls(self) -> bool:
-        return self.hook.client.verify
+        self._file_size: int | None = None
 
     def execute(self, context: Context) -> dict:
         """An export replaced by a newer ``Done`` one of the same version (another run's force_new_export)
@@ -188,5 +188,12 @@ class QianfanDownloadExportOperator(HookPerTask, DownloadAndArchiveOperator):
                 f"{record.export_id or 'no export'} in state {record.state.value if record.state else None}",
                 hint="run the DAG again to create or reuse a finished export",
             )
+        self._file_size = record.file_size
         return RemoteFile(url=record.download_url, filename=record.file_name or f"{self.export_id}.tar",
                           size=record.file_size, md5=record.md5)
+
+    def usage(self, downloaded: DownloadedFile, context: Context) -> Usage:
+        """The export's ``fileSize`` as Describe reports it; the archived bytes when it reports none."""
+        size = Quantity.reported(self._file_size, "bytes") if self._file_size is not None \
+            else Quantity.measured(downloaded.size, "bytes")
+        return super().usage(downloaded, context).merge(Usage.of(export_size=size))

@@ -30,6 +30,7 @@ class QianfanModelExportSensor(HookPerTask, PollingSensor):
     """
 
     hook_class = QianfanHook
+    trigger_class = QianfanModelExportTrigger
     template_fields = (*PollingSensor.template_fields, "model_id", "export_id", "listed_before")
 
     def __init__(
@@ -60,13 +61,3 @@ class QianfanModelExportSensor(HookPerTask, PollingSensor):
             remember(context, _WATCH_KEY, current)
         return judge(record, model_id=self.model_id, export_id=export_id, missing_for=missing_for,
                      missing_grace_seconds=self.missing_grace_seconds, listed_before=self.listed_before)
-
-    def build_trigger(self, end_time: float) -> QianfanModelExportTrigger:
-        return QianfanModelExportTrigger(
-            model_id=self.model_id,
-            export_id=self.export_id,
-            conn_id=self.conn_id,
-            missing_grace_seconds=self.missing_grace_seconds,
-            listed_before=self.listed_before,
-            **self.trigger_timing(end_time),
-        )

@@ -8,23 +8,26 @@ vanish watch.
 from __future__ import annotations
 
 import time
-from functools import cached_property
 from typing import Any
 
+from artifact_harvest.core.hook import HookPerTask
 from artifact_harvest.core.polling import PollResult
 from artifact_harvest.core.shared_poll import Key, SharedPollTrigger
 from artifact_harvest.qianfan.hook import QianfanHook
-from artifact_harvest.qianfan.status import VanishWatch, judge
+from artifact_harvest.qianfan.status import PROVIDER, VanishWatch, judge
 
 DEFAULT_MISSING_GRACE = 120.0
 
 
-class QianfanModelExportTrigger(SharedPollTrigger):
+class QianfanModelExportTrigger(HookPerTask, SharedPollTrigger):
     """Polls a model version's export until ``Done`` (event: ids, file name, size, md5; never the URL).
 
     ``export_id`` (from the create step) says the export must exist, so a triggerer restart cannot forget
     that it was ``Doing``; without it, the trigger learns that from the first ``Doing`` it sees.
     """
+
+    hook_class = QianfanHook
+    poll_fields = ("model_id", "export_id", "conn_id", "missing_grace_seconds", "listed_before")
 
     def __init__(
         self,
@@ -44,21 +47,8 @@ class QianfanModelExportTrigger(SharedPollTrigger):
         self.listed_before = listed_before
         self._watch = VanishWatch(expect_record=self.export_id is not None)
 
-    def poll_kwargs(self) -> dict[str, Any]:
-        return {
-            "model_id": self.model_id,
-            "export_id": self.export_id,
-            "conn_id": self.conn_id,
-            "missing_grace_seconds": self.missing_grace_seconds,
-            "listed_before": self.listed_before,
-        }
-
-    @cached_property
-    def hook(self) -> QianfanHook:
-        return QianfanHook(self.conn_id)
-
     def poll_keys(self) -> tuple[Key, ...]:
-        return (("qianfan", self.conn_id, self.model_id),)
+        return ((PROVIDER, self.conn_id, self.model_id),)
 
     async def poll(self) -> PollResult:
         [key] = self.poll_keys()

@@ -114,6 +114,24 @@ def list_artifacts(
     return {"total": total, "limit": limit, "offset": offset, "artifacts": items}
 
 
+@app.get("/api/usage")
+def usage(
+    user: GetUserDep,
+    provider: str | None = None,
+    dag_id: str | None = None,
+    run_id: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> dict[str, Any]:
+    """What the archived jobs used, summed per provider, DAG and month (the list's filters, no text search);
+    ``unknown`` counts artifacts whose manifest records no usage."""
+    filters = index.Filters(provider=provider, dag_id=dag_id, run_id=run_id, since=since, until=until)
+    with create_session() as session:
+        groups = index.usage_summary(session, filters, _readable_dag_ids(user))
+    return {"groups": groups, "artifacts": sum(g["artifacts"] for g in groups),
+            "unknown": sum(g["unknown"] for g in groups)}
+
+
 @app.get("/api/filters")
 def filters(user: GetUserDep) -> dict[str, Any]:
     with create_session() as session:

@@ -6,16 +6,18 @@ request. Events of re-runs that archived nothing (``"already_archived": true``) 
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Select, and_, false, func, or_, select, type_coerce
+from sqlalchemy import JSON, Select, and_, extract, false, func, or_, select, type_coerce
 from sqlalchemy.orm import Session
 
 from airflow.models.asset import AssetEvent, AssetModel
 
 from artifact_harvest.core.assets import ASSET_URI_PREFIX
+from artifact_harvest.core.usage import add_up
 
 MAX_PAGE = 200
 
@@ -126,4 +128,25 @@ def facets(session: Session, readable_dag_ids: set[str] | None) -> dict[str, lis
     return {"providers": [u[len(ASSET_URI_PREFIX):] for u in uris], "dags": [d for d in dags if d]}
 
 
-__all__ = ["Filters", "MAX_PAGE", "facets", "find_artifact", "list_artifacts", "row"]
+def usage_summary(session: Session, filters: Filters, readable_dag_ids: set[str] | None) -> list[dict[str, Any]]:
+    """The manifests' ``usage`` added up per provider, DAG and month (UTC, of the archive event). The database
+    groups the events by provider, DAG, month and ``usage`` text and counts them, so Python reads one row per
+    distinct usage. An artifact without usage counts as unknown, not zero."""
+    when = AssetEvent.timestamp
+    if session.get_bind().dialect.name == "postgresql":
+        when = func.timezone("UTC", when)  # EXTRACT reads timestamptz in the session's time zone
+    year, month, usage = extract("year", when), extract("month", when), _field("usage")
+    keys = (AssetModel.uri, AssetEvent.source_dag_id, year, month, usage)
+    stmt = _filtered(_artifact_events(readable_dag_ids), filters).with_only_columns(*keys, func.count())
+    return add_up((uri[len(ASSET_URI_PREFIX):], dag_id or "", f"{int(y):04d}-{int(m):02d}", _json(text), count)
+                  for uri, dag_id, y, m, text, count in session.execute(stmt.group_by(*keys)))
+
+
+def _json(text: str | None) -> Any:
+    try:
+        return json.loads(text) if text else None
+    except ValueError:
+        return None
+
+
+__all__ = ["Filters", "MAX_PAGE", "facets", "find_artifact", "list_artifacts", "row", "usage_summary"]

@@ -109,3 +109,23 @@ def test_shared_default_args_carry_the_policy_and_a_dag_with_it_serializes():
     [op] = serialized["tasks"]
     assert op["__var"]["has_retry_policy"] is True and serialized["default_args"]["__var"]["has_retry_policy"]
     assert DagSerialization.deserialize_dag(serialized).task_dict["call"].has_retry_policy
+
+
+def test_provider_tasks_outside_the_pipeline_dags_get_the_policy_unless_they_name_one():
+    from airflow.sdk import DAG
+
+    from artifact_harvest.core.retry_policy import PROVIDER_RETRY_POLICY, ProviderRetryPolicy
+    from artifact_harvest.minimax.operators import MiniMaxCreateVideoOperator
+    from artifact_harvest.minimax.sensors import MiniMaxTaskSensor
+
+    own = ProviderRetryPolicy()
+    own_in_defaults = ProviderRetryPolicy()
+    with DAG("bare", schedule=None):
+        bare = MiniMaxCreateVideoOperator(task_id="create", prompt="p")
+        sensor = MiniMaxTaskSensor(task_id="wait", minimax_task_id="1")
+        named = MiniMaxCreateVideoOperator(task_id="named", prompt="p", retry_policy=own)
+    with DAG("defaults", schedule=None, default_args={"retry_policy": own_in_defaults}):
+        from_defaults = MiniMaxCreateVideoOperator(task_id="create", prompt="p")
+    assert bare.retry_policy is PROVIDER_RETRY_POLICY and sensor.retry_policy is PROVIDER_RETRY_POLICY
+    assert named.retry_policy is own
+    assert from_defaults.retry_policy is own_in_defaults
