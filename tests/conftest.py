@@ -147,7 +147,7 @@ def s3_archive(object_store, monkeypatch):
 def airflow_db():
     """A migrated SQLite metadata DB in the session's AIRFLOW_HOME (needed by dag.test()), with dag.test() able to
     finish a run of a DAG with a Deadline Alert (``support.dag_test_with_deadlines``: apache/airflow#73428)."""
-    from support import dag_test_with_deadlines
+    from tests.support import dag_test_with_deadlines
 
     subprocess.run(
         [sys.executable, "-m", "airflow", "db", "migrate"],

@@ -13,7 +13,7 @@ from airflow.sdk.exceptions import ParamValidationError
 
 from artifact_harvest.core.deadlines import RunDeadline
 from harvest_emulator.minimax import SEED_VIDEO_FILE_ID
-from support import DAGS, load_dag, scheduler_dag
+from tests.support import DAGS, load_dag, scheduler_dag
 
 DAG_ID = "minimax_archive_file"
 #: every pipeline except the MiniMax sweep, which waits for nothing

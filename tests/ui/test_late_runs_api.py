@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from support import scheduler_dag
+from tests.support import scheduler_dag
 from tests.ui.auth_manager import HIDDEN_DAG
 
 API = "/artifacts/api/late-runs"

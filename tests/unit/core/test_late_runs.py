@@ -11,7 +11,7 @@ import pytest
 
 from artifact_harvest.core import late_runs
 from artifact_harvest.core.late_runs import LateRun, human_duration, notify_late_run, webhook_target
-from webhook_receiver import WebhookReceiver
+from tests.webhook_receiver import WebhookReceiver
 
 TOKEN = "s3cr3t-t0ken"
 QUEUED = datetime(2026, 3, 1, 10, 0, tzinfo=timezone.utc)
