@@ -145,12 +145,16 @@ def s3_archive(object_store, monkeypatch):
 
 @pytest.fixture(scope="session")
 def airflow_db():
-    """A migrated SQLite metadata DB in the session's AIRFLOW_HOME (needed by dag.test())."""
+    """A migrated SQLite metadata DB in the session's AIRFLOW_HOME (needed by dag.test()), with dag.test() able to
+    finish a run of a DAG with a Deadline Alert (``support.dag_test_with_deadlines``: apache/airflow#73428)."""
+    from tests.support import dag_test_with_deadlines
+
     subprocess.run(
         [sys.executable, "-m", "airflow", "db", "migrate"],
         check=True, capture_output=True, env=os.environ.copy(), timeout=300,
     )
-    return _HOME
+    with dag_test_with_deadlines():
+        yield _HOME
 
 
 @pytest.fixture

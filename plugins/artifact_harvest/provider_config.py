@@ -66,6 +66,12 @@ OPTIONS: dict[str, dict[str, Any]] = {
     # waits of one process share polls (core/shared_poll.py, docs/shared-polls.md)
     "shared_polls": _option("boolean", "True", "Deferred waits of one triggerer that poll the same thing share "
                             "one call per interval; False: one call per wait.", "False"),
+    # a run past its deadline Param (core/late_runs.py, docs/deadlines.md)
+    "deadline_webhook_url": _option("string", None, "URL the triggerer POSTs a JSON alert to when a run is "
+                                    "still going past its deadline (the waiting DAGs' deadline Param); a token "
+                                    "may sit in its path or query: it is never logged. Unset: the alert is a "
+                                    "log line only.", "https://hooks.example.com/airflow?token=...",
+                                    sensitive=True),
     # the Artifacts page (ui/store.py, docs/sweeps.md)
     "verify_concurrency": _option("integer", "2", "Verify re-hashings running at once per API server host; more "
                                   "get 429.", "4"),

@@ -4,7 +4,9 @@ Fixtures (names kept stable, other suites copy this file):
 
 - ``airflow_ui``: one ``airflow standalone`` for the browser tests (package scope) (SimpleAuthManager, login admin/admin, LocalExecutor with
   small parallelism, a free port, this project's DAGs and the emulator's connections). An ``AirflowUI`` with
-  ``.url``, ``.username``, ``.password``, ``.home``, ``.archive``, ``.api`` (REST client) and ``.env``.
+  ``.url``, ``.username``, ``.password``, ``.home``, ``.archive``, ``.api`` (REST client) and ``.env``, and
+  ``.webhook``: a local HTTP server that ``[artifact_harvest] deadline_webhook_url`` points at (its URL carries
+  the token ``WEBHOOK_TOKEN``, which no log may show).
 - ``browser_page``: a fresh Playwright page on ``/usr/bin/chromium``; on a failed test a full-page screenshot
   goes to ``.browser/screenshots/<test>.png`` (path printed in the report).
 - ``login(page, airflow_ui)``: logs in through the real login page and waits for the UI.
@@ -34,12 +36,15 @@ sys.path.insert(0, str(ROOT))
 from scripts.airflow_api import AirflowApi  # noqa: E402
 from scripts.airflow_home import PASSWORD, USERNAME, project_airflow_env  # noqa: E402
 from scripts.demo import start, stop  # noqa: E402  (its own process group; stopping it stops its children)
+from tests.webhook_receiver import WebhookReceiver  # noqa: E402
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]
 SCREENSHOTS = ROOT / ".browser" / "screenshots"
 UI_TIMEOUT_MS = 30_000
+#: the secret part of the deadline webhook's URL (docs/deadlines.md): it must never reach a log
+WEBHOOK_TOKEN = "browser-webhook-t0ken"
 
 
 def _browser_required() -> bool:
@@ -69,6 +74,7 @@ class AirflowUI:
     staging: Path
     env: dict[str, str]
     log: Path
+    webhook: WebhookReceiver
     username: str = USERNAME
     password: str = PASSWORD
     api: AirflowApi = field(init=False)
@@ -98,6 +104,7 @@ def airflow_ui(emulator) -> Iterator[AirflowUI]:
     for folder in (archive, staging):
         folder.mkdir(parents=True)
     port = _free_port()
+    webhook = WebhookReceiver()  # bound now (its URL goes in the env), serving once Airflow starts
     env = {
         **os.environ,
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
@@ -111,6 +118,7 @@ def airflow_ui(emulator) -> Iterator[AirflowUI]:
         "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}",
         "AIRFLOW_VAR_ARTIFACT_ARCHIVE_ROOT": str(archive),
         "AIRFLOW_VAR_ARTIFACT_STAGING_DIR": str(staging),
+        "AIRFLOW__ARTIFACT_HARVEST__DEADLINE_WEBHOOK_URL": webhook.url(f"/late-runs?token={WEBHOOK_TOKEN}"),
         **connection_env(emulator.url),
     }
     env.pop("AIRFLOW_CONFIG", None)
@@ -118,8 +126,10 @@ def airflow_ui(emulator) -> Iterator[AirflowUI]:
     for args in (["db", "migrate"], ["dags", "reserialize"]):
         subprocess.run([sys.executable, "-m", "airflow", *args], env=env, check=True, timeout=300,
                        stdout=(workdir / f"{args[0]}.log").open("wb"), stderr=subprocess.STDOUT)
+    webhook.start()
     proc = start([sys.executable, "-m", "airflow", "standalone"], env, log)
-    ui = AirflowUI(url=f"http://127.0.0.1:{port}", home=home, archive=archive, staging=staging, env=env, log=log)
+    ui = AirflowUI(url=f"http://127.0.0.1:{port}", home=home, archive=archive, staging=staging, env=env, log=log,
+                   webhook=webhook)
     try:
         deadline = time.monotonic() + 240
         while True:
@@ -135,6 +145,7 @@ def airflow_ui(emulator) -> Iterator[AirflowUI]:
         yield ui
     finally:
         stop(proc)
+        webhook.stop()
         shutil.rmtree(workdir, ignore_errors=True)
 
 

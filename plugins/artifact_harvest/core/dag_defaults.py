@@ -1,5 +1,5 @@
 """What every pipeline DAG shares, so the builders stay thin: the DAG header, default args, tags, the waiting
-Params."""
+Params (and the run deadline they carry)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Any
 import pendulum
 from airflow.sdk import DAG, Param
 
+from artifact_harvest.core.deadlines import DEADLINE_PARAM, deadline_param, late_run_alert
 from artifact_harvest.core.retry_policy import PROVIDER_RETRY_POLICY
 
 OWNER = "artifact-harvest"
@@ -82,10 +83,12 @@ def poll_interval_param(default: float, hint: str, minimum: float = 0.05) -> Par
 
 
 def waiting_params(poll_interval: float, poll_hint: str, timeout: str, what: str,
-                   minimum: float = 0.05) -> dict[str, Param]:
-    """``poll_interval`` and ``timeout``, in the form's advanced section; pass them on with ``WAIT_ARGS``."""
+                   minimum: float = 0.05, deadline: str | None = None) -> dict[str, Param]:
+    """``poll_interval``, ``timeout`` and ``deadline``, in the form's advanced section; pass the first two on
+    with ``WAIT_ARGS`` (``pipeline_dag`` turns ``deadline`` into the DAG's Deadline Alert)."""
     return {"poll_interval": poll_interval_param(poll_interval, poll_hint, minimum),
-            "timeout": timeout_param(timeout, what)}
+            "timeout": timeout_param(timeout, what),
+            DEADLINE_PARAM: deadline_param(deadline, WAITING_SECTION)}
 
 
 #: a sensor's arguments from ``waiting_params`` (``pipeline_dag`` gives every DAG the ``seconds`` filter)
@@ -97,10 +100,13 @@ def pipeline_dag(dag_id: str, provider: str, *, description: str, doc_md: str, s
     """The DAG header every pipeline shares; use it as ``with pipeline_dag(...) as dag:``.
 
     Shared: ``start_date`` (``START_DATE``), no catchup, ``default_args()``, the tags
-    ``artifact-harvest, <provider>, pipeline``, the ``seconds`` filter of ``WAIT_ARGS``. ``doc_md`` is
+    ``artifact-harvest, <provider>, pipeline``, the ``seconds`` filter of ``WAIT_ARGS``, and with a ``deadline``
+    Param (``waiting_params``) the Deadline Alert reading it per run (``core.deadlines``). ``doc_md`` is
     Markdown opening with a ``###`` heading (surrounding blank lines are dropped). ``options`` go to
     ``DAG`` as they are (``max_active_runs``, ``render_template_as_native_obj``).
     """
+    if params and DEADLINE_PARAM in params and "deadline" not in options:
+        options["deadline"] = late_run_alert(params[DEADLINE_PARAM].value)
     return DAG(
         dag_id=dag_id,
         description=description,

@@ -24,7 +24,7 @@ from airflow.utils.session import create_session
 
 from artifact_harvest.core.paths import safe_segment
 from artifact_harvest.core.errors import FatalProviderError
-from artifact_harvest.ui import index, store
+from artifact_harvest.ui import index, late_runs, store
 
 app = FastAPI(title="Artifact Harvest: archived artifacts", docs_url=None, redoc_url=None, openapi_url=None)
 _bearer = HTTPBearer(auto_error=False)
@@ -136,6 +136,14 @@ def usage(
 def filters(user: GetUserDep) -> dict[str, Any]:
     with create_session() as session:
         return index.facets(session, _readable_dag_ids(user))
+
+
+@app.get("/api/late-runs")
+def list_late_runs(user: GetUserDep, dag_id: str | None = None, run_id: str | None = None) -> dict[str, Any]:
+    """The SLA line: runs of readable DAGs still queued or running past a deadline (docs/deadlines.md)."""
+    with create_session() as session:
+        runs = late_runs.late_runs(session, _readable_dag_ids(user), dag_id=dag_id, run_id=run_id)
+    return {"total": len(runs), "late_runs": runs}
 
 
 @app.get("/api/store")

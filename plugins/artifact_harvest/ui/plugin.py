@@ -3,7 +3,10 @@
 - ``fastapi_apps``: the Artifacts app (JSON API + page) at ``/artifacts`` in the API server;
 - ``external_views``: "Artifacts" in the navigation and an "Artifacts" tab on every DAG run, both rendered
   inside the UI (``url_route``);
-- ``operator_extra_links``: the "Artifact" button of download tasks, so the API server can show it.
+- ``operator_extra_links``: the "Artifact" button of download tasks, so the API server can show it;
+- ``deadline_references``: ``RunDeadline`` (the per-run ``deadline`` Param), so the DAG processor, scheduler and
+  API server can read the waiting DAGs' Deadline Alert back (Airflow resolves custom references only through
+  plugins; docs/deadlines.md).
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 from airflow.plugins_manager import AirflowPlugin
 
 from artifact_harvest.core.assets import PLUGIN_URL_PREFIX, UI_ROUTE, ArtifactDetailLink, ui_base_path
+from artifact_harvest.core.deadlines import RunDeadline
 from artifact_harvest.ui.app import app
 
 ICON = (
@@ -40,3 +44,4 @@ class ArtifactsPlugin(AirflowPlugin):
         },
     ]
     operator_extra_links = [ArtifactDetailLink()]
+    deadline_references = [RunDeadline]
