@@ -66,11 +66,13 @@ FILTERS = {"seconds": duration_seconds}
 def timeout_param(default: str, what: str) -> Param:
     """The wait timeout: an ISO 8601 duration a person reads (``P7D`` rather than 604800), or seconds.
 
-    The form shows the duration box (the UI picks the first type, ``string``, with ``format: duration``); a run's
-    conf or the REST API may send a number of seconds (``"timeout": 240``). Anything else is refused when the
-    run is triggered, naming ``timeout``.
+    The form shows the duration box: with no top-level ``type``, the UI takes the type of the default (a string)
+    and the top-level ``format: duration`` (a list of types would give a plain text box). A run's conf or the
+    REST API may send a number of seconds (``"timeout": 240``): ``anyOf`` admits both. Anything else is refused
+    when the run is triggered, naming ``timeout``.
     """
-    return Param(default, type=["string", "number"], format="duration", exclusiveMinimum=0, title="Timeout",
+    return Param(default, format="duration", anyOf=[{"type": "string", "format": "duration"},
+                                                    {"type": "number", "exclusiveMinimum": 0}], title="Timeout",
                  section=WAITING_SECTION,
                  description=f"How long to wait for {what} before the run fails: an ISO 8601 duration, e.g. "
                  "PT30M (30 minutes), PT6H (6 hours), P1D (1 day), P7D (7 days); a run's conf may also give "
