@@ -9,7 +9,8 @@ Why each step:
   the condition gets the same request without it, after a HEAD (a race window remains; docs/one-writer.md).
   The key's lease (``core.lease``) is taken by the same conditional PUT, renewed by a plain PUT of its own
   object, found by one ListObjectsV2.
-- **Constant memory.** Parts are read from the staging file one at a time, at most ``max_workers`` in flight.
+- **Constant memory.** Parts are read from the staging file one at a time, at most ``max_workers`` in flight
+  (``core.archive_s3_parts``); the client and its errors are ``core.s3_client``.
 - **Resumable.** The upload id is kept in the task state store; a retry lists the parts already in the store,
   verifies each against the staged bytes (size, and ``ChecksumSHA256`` or the part's md5 ETag) and sends only
   the rest. A fatal error aborts the upload so no orphaned parts remain; a transient one keeps it for the retry.
@@ -20,79 +21,24 @@ Why each step:
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import logging
-import threading
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Any
 
 from airflow.sdk import ObjectStoragePath
 
-from artifact_harvest.core.transfer import DownloadedFile
-from artifact_harvest.core.errors import FatalProviderError, ProviderError, TransientProviderError
+from artifact_harvest.core.archive_s3_parts import Part, checksum, composite_sha256, upload_parts
 from artifact_harvest.core.config import setting
+from artifact_harvest.core.errors import FatalProviderError, TransientProviderError
+from artifact_harvest.core.s3_client import STORE, UNSUPPORTED, error_code, s3_client, store_error
+from artifact_harvest.core.transfer import DownloadedFile
 
 log = logging.getLogger(__name__)
 
-STORE = "s3"
 MiB = 1 << 20
 MAX_PARTS = 10_000
 #: new uploads one try starts after its upload vanished (NoSuchUpload) before the error goes to the task's retry
 MAX_RESTARTS = 2
-_TRANSIENT_CODES = {"SlowDown", "RequestTimeout", "RequestTimeTooSkewed", "InternalError", "ServiceUnavailable",
-                    "OperationAborted", "ConditionalRequestConflict"}
-_UNSUPPORTED = {"NotImplemented", "InvalidArgument", "InvalidRequest", "UnsupportedArgument"}
-
-
-def store_error(exc: Exception, doing: str) -> ProviderError:
-    """A botocore error as a typed error with the store's code, message and request id (never a secret)."""
-    from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
-
-    if isinstance(exc, ClientError):
-        error, meta = exc.response.get("Error", {}), exc.response.get("ResponseMetadata", {})
-        status = meta.get("HTTPStatusCode")
-        code = error.get("Code") or str(status)
-        kind = TransientProviderError if code in _TRANSIENT_CODES or (status or 0) >= 500 else FatalProviderError
-        return kind(STORE, f"{doing}: {code}: {error.get('Message') or 'no message'}", code=code, http_status=status,
-                    request_id=meta.get("RequestId"))
-    if isinstance(exc, NoCredentialsError):
-        return FatalProviderError(STORE, f"{doing}: no credentials", hint="set login/password on the aws connection")
-    if isinstance(exc, EndpointConnectionError):
-        return TransientProviderError(STORE, f"{doing}: {exc}")
-    return TransientProviderError(STORE, f"{doing}: {type(exc).__name__}: {exc}")
-
-
-def _code(exc: Exception) -> str:
-    return str(getattr(exc, "response", {}).get("Error", {}).get("Code", ""))
-
-
-def s3_client(conn_id: str | None) -> Any:
-    """A boto3 S3 client for the ``aws`` connection ``conn_id`` (``endpoint_url`` in its extra for non-AWS stores)."""
-    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
-    from airflow.sdk import BaseHook
-    from airflow.sdk.exceptions import AirflowNotFoundException
-
-    if conn_id:
-        try:
-            BaseHook.get_connection(conn_id)
-        except AirflowNotFoundException:
-            raise FatalProviderError(
-                STORE, f"connection {conn_id!r} (Variable artifact_archive_conn_id) is not defined",
-                hint="create an 'aws' connection with that id (login/password = access key, extra endpoint_url)",
-            ) from None
-    return S3Hook(aws_conn_id=conn_id).get_conn()
-
-
-@dataclass
-class _Part:
-    number: int
-    offset: int
-    size: int
-    sha256: bytes
-    md5: str | None = None
-    etag: str | None = None
 
 
 class S3Store:
@@ -112,7 +58,7 @@ class S3Store:
             body = self.client.get_object(Bucket=path.bucket, Key=path.key)["Body"]
             return body.read().decode()
         except Exception as exc:
-            if _code(exc) == "NoSuchKey":
+            if error_code(exc) == "NoSuchKey":
                 return None
             raise store_error(exc, f"reading {path}") from None
 
@@ -162,7 +108,7 @@ class S3Store:
         try:
             return self.client.head_object(Bucket=target.bucket, Key=target.key, **kwargs)
         except Exception as exc:
-            if _code(exc) in ("404", "NoSuchKey", "NotFound"):
+            if error_code(exc) in ("404", "NoSuchKey", "NotFound"):
                 return None
             raise store_error(exc, f"looking up {target}") from None
 
@@ -172,10 +118,10 @@ class S3Store:
             request(IfNoneMatch="*")
             return True
         except Exception as exc:
-            code = _code(exc)
+            code = error_code(exc)
             if code in ("PreconditionFailed", "412"):
                 return False
-            if code not in _UNSUPPORTED:
+            if code not in UNSUPPORTED:
                 raise store_error(exc, f"writing {target}") from None
         log.warning("the store does not support If-None-Match on %s; creating after a HEAD (racy)", target)
         if self._head(target) is not None:
@@ -233,8 +179,9 @@ class S3Store:
     def _upload(self, file: DownloadedFile, target: ObjectStoragePath, upload_id: str, part_size: int,
                 listed: dict[int, dict]) -> bool:
         """Send the missing parts and complete (create-only); False when another archiver created it first."""
-        parts = self._upload_parts(file, target, upload_id, part_size, listed)
-        listing = [{"PartNumber": p.number, "ETag": p.etag, **self._checksum(p)} for p in parts]
+        parts = upload_parts(self.client, file, target, upload_id, part_size, listed, checksums=self.checksums,
+                             max_workers=self.max_workers)
+        listing = [{"PartNumber": p.number, "ETag": p.etag, **checksum(p, self.checksums)} for p in parts]
         completed: dict = {}
         created = self._create(lambda **cond: completed.update(self.client.complete_multipart_upload(
             Bucket=target.bucket, Key=target.key, UploadId=upload_id, MultipartUpload={"Parts": listing},
@@ -291,7 +238,7 @@ class S3Store:
             return self.client.create_multipart_upload(
                 Bucket=target.bucket, Key=target.key, ChecksumAlgorithm="SHA256")["UploadId"]
         except Exception as exc:
-            if _code(exc) not in _UNSUPPORTED:
+            if error_code(exc) not in UNSUPPORTED:
                 raise store_error(exc, doing) from None
         log.warning("the store refuses ChecksumAlgorithm=SHA256: parts are checked by their md5 ETag, the object "
                     "by size")
@@ -300,9 +247,6 @@ class S3Store:
             return self.client.create_multipart_upload(Bucket=target.bucket, Key=target.key)["UploadId"]
         except Exception as exc:
             raise store_error(exc, doing) from None
-
-    def _checksum(self, part: _Part) -> dict[str, str]:
-        return {"ChecksumSHA256": _b64(part.sha256)} if self.checksums else {}
 
     def _listed_parts(self, target: ObjectStoragePath, upload_id: str) -> dict[int, dict]:
         parts: dict[int, dict] = {}
@@ -318,70 +262,13 @@ class S3Store:
         except Exception as exc:
             raise store_error(exc, f"listing the parts of upload {upload_id}") from None
 
-    def _upload_parts(self, file: DownloadedFile, target: ObjectStoragePath, upload_id: str,
-                      part_size: int, listed: dict[int, dict]) -> list[_Part]:
-        """Read the staged file once, in order: verify parts already in the store, send the others.
-
-        The whole file's sha256 runs in a thread of its own (in read order), each part's in its upload
-        thread, so reading, hashing and sending overlap; a part's buffer is freed once sent and hashed.
-        """
-        whole = hashlib.sha256()
-        parts: list[_Part] = []
-        pending: list[Future] = []
-        slots = threading.BoundedSemaphore(self.max_workers)
-        kept = 0
-        with ThreadPoolExecutor(self.max_workers) as pool, ThreadPoolExecutor(1) as hasher, \
-                file.path.open("rb") as f:
-            for number in range(1, max(1, -(-file.size // part_size)) + 1):
-                slots.acquire()
-                data = f.read(part_size)
-                part = _Part(number, (number - 1) * part_size, len(data), b"")
-                parts.append(part)
-                steps = [hasher.submit(whole.update, data)]
-                if (there := listed.get(number)) and self._same_part(there, part, data):
-                    part.etag, kept = there["ETag"], kept + 1
-                else:
-                    steps.append(pool.submit(self._send_part, target, upload_id, part, data))
-                _release_after(steps, slots)
-                pending.extend(steps)
-                for done in [p for p in pending if p.done()]:  # fail early, not after reading the whole file
-                    pending.remove(done)
-                    done.result()
-                del data
-            for future in pending:
-                future.result()
-        if whole.hexdigest() != file.sha256 or sum(p.size for p in parts) != file.size:
-            raise FatalProviderError(STORE, f"the staged file {file.path} changed: read sha256 {whole.hexdigest()},"
-                                            f" downloaded sha256 {file.sha256}; nothing was archived")
-        log.info("upload %s: %d parts, %d verified from an earlier try, %d sent", upload_id, len(parts), kept,
-                 len(parts) - kept)
-        return parts
-
-    @staticmethod
-    def _same_part(listed: dict, part: _Part, data: bytes) -> bool:
-        if listed.get("Size") != part.size:
-            return False
-        part.sha256 = hashlib.sha256(data).digest()
-        if listed.get("ChecksumSHA256"):
-            return listed["ChecksumSHA256"] == _b64(part.sha256)
-        return str(listed.get("ETag", "")).strip('"') == hashlib.md5(data).hexdigest()
-
-    def _send_part(self, target: ObjectStoragePath, upload_id: str, part: _Part, data: bytes) -> None:
-        part.sha256 = hashlib.sha256(data).digest()
-        try:
-            answer = self.client.upload_part(Bucket=target.bucket, Key=target.key, UploadId=upload_id,
-                                             PartNumber=part.number, Body=data, **self._checksum(part))
-        except Exception as exc:
-            raise store_error(exc, f"uploading part {part.number} of {target}") from None
-        part.etag = answer["ETag"]
-
-    def _verify(self, file: DownloadedFile, target: ObjectStoragePath, parts: list[_Part], etag: str | None) -> bool:
+    def _verify(self, file: DownloadedFile, target: ObjectStoragePath, parts: list[Part], etag: str | None) -> bool:
         """Size, and the composite ChecksumSHA256 when the store returns one; False when the object there is
         not ours (a store whose conditional create is missing or not atomic let another writer replace it)."""
         head = self._head(target, ChecksumMode="ENABLED") or {}
         if etag and head.get("ETag") != etag:
             return False
-        expected = _b64(hashlib.sha256(b"".join(p.sha256 for p in parts)).digest())
+        expected = composite_sha256(parts)
         got = str(head.get("ChecksumSHA256") or "").split("-")[0]
         if head.get("ContentLength") == file.size and got in ("", expected):
             how = "size and ChecksumSHA256" if got else "size only (the store returned no ChecksumSHA256)"
@@ -397,27 +284,10 @@ class S3Store:
             self.client.abort_multipart_upload(Bucket=target.bucket, Key=target.key, UploadId=upload_id)
             log.info("aborted multipart upload %s of %s", upload_id, target)
         except Exception as exc:
-            if _code(exc) != "NoSuchUpload":
+            if error_code(exc) != "NoSuchUpload":
                 log.warning("could not abort upload %s of %s: %s", upload_id, target, store_error(exc, "abort"))
 
     def _forget(self, state_key: str) -> None:
         if self.state is not None:
             self.state.delete(state_key)
 
-
-def _release_after(futures: list[Future], slots: threading.BoundedSemaphore) -> None:
-    """Release one slot once every future in ``futures`` is done."""
-    remaining, lock = [len(futures)], threading.Lock()
-
-    def one_done(_: Future) -> None:
-        with lock:
-            remaining[0] -= 1
-            if remaining[0] == 0:
-                slots.release()
-
-    for future in futures:
-        future.add_done_callback(one_done)
-
-
-def _b64(digest: bytes) -> str:
-    return base64.b64encode(digest).decode()

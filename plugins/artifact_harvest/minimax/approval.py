@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from artifact_harvest.core.approval import Summary, quote
-from artifact_harvest.core.http import redact_url
+from artifact_harvest.core.redact import redact_url
 from artifact_harvest.minimax.validation import check_prompt, check_speech, check_video
 
 

@@ -17,8 +17,8 @@ from artifact_harvest.core.archive import Archiver
 from artifact_harvest.core.transfer import DownloadedFile, RemoteFile
 from artifact_harvest.core.errors import ProviderError
 from artifact_harvest.core.hook import HookPerTask
-from artifact_harvest.core.http import redact_url
 from artifact_harvest.core.idempotency import remember, remembered, submit_once
+from artifact_harvest.core.redact import redact_url
 from artifact_harvest.core.operators import DownloadAndArchiveOperator
 from artifact_harvest.core.params import as_bool
 from artifact_harvest.core.polling import Phase

@@ -185,14 +185,14 @@ def test_two_workers_race_one_downloads_the_other_waits_then_finds_the_archive(s
 def test_a_killed_holders_lease_is_taken_over_by_exactly_one_of_two(store, emu, tmp_path):
     kind, names = store
     blob = _blob(emu, 2 * MiB)
-    results = CTX.Queue()
-    doomed = _spawn(_hold_until_killed, kind, results)
-    assert results.get(timeout=120) is True
+    held = CTX.Queue()  # its own: SIGKILLed, the holder may leave the queue's write lock taken
+    doomed = _spawn(_hold_until_killed, kind, held)
+    assert held.get(timeout=120) is True
     assert any(".lease.0" in n for n in names())
     os.kill(doomed.pid, signal.SIGKILL)  # holding the lease: nothing releases it
     doomed.join(timeout=30)
 
-    start = CTX.Barrier(2)
+    start, results = CTX.Barrier(2), CTX.Queue()
     procs = [_spawn(_download, kind, str(tmp_path / f"staging-{i}"), blob, start, results) for i in range(2)]
     outcomes = _collect(results, procs, 2)
 

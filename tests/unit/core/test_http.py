@@ -7,7 +7,8 @@ import time
 
 import pytest
 
-from artifact_harvest.core.http import Redactor, RetryRule, is_transient_status, parse_retry_after, redact_url
+from artifact_harvest.core.redact import Redactor, redact_url
+from artifact_harvest.core.retry import RetryRule, is_transient_status, parse_retry_after
 
 
 def test_backoff_grows_exponentially_within_jitter_and_cap():
@@ -58,7 +59,7 @@ def test_never_reached_without_a_recorded_phase_trusts_only_connect_timeouts_con
     """Outside ApiClient (no recorded phase) an SSLError may be a broken record after sending: in doubt."""
     import requests
 
-    from artifact_harvest.core.http import never_reached
+    from artifact_harvest.core.phase import never_reached
 
     assert never_reached(requests.exceptions.ConnectTimeout("connect timed out"))
     assert not never_reached(requests.exceptions.SSLError("bad record mac"))
@@ -70,7 +71,7 @@ def test_never_reached_without_a_recorded_phase_trusts_only_connect_timeouts_con
 def test_never_reached_for_requests_follows_the_recorded_phase_constructed(sent, expected):
     import requests
 
-    from artifact_harvest.core.http import never_reached
+    from artifact_harvest.core.phase import never_reached
 
     for exc in (requests.exceptions.SSLError("x"), requests.exceptions.ConnectionError("x"),
                 requests.exceptions.ReadTimeout("x")):
@@ -84,7 +85,7 @@ def test_never_reached_for_aiohttp_only_the_connector_family_constructed():
 
     import aiohttp
 
-    from artifact_harvest.core.http import never_reached
+    from artifact_harvest.core.phase import never_reached
 
     key = _connector_key()
     assert never_reached(aiohttp.ClientConnectorError(key, ConnectionRefusedError(111, "refused")))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from artifact_harvest.core.http import RetryRule
+from artifact_harvest.core.retry import RetryRule
 from artifact_harvest.core.transfer.pipeline import DiskGuard
 from artifact_harvest.core.transfer.redaction import Scrubber
 from artifact_harvest.core.transfer.settings import TransferSettings

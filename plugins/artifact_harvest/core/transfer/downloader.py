@@ -15,8 +15,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from artifact_harvest.core.errors import FatalDownloadError, IntegrityError, ProviderChecksumError
-from artifact_harvest.core.http import RetryRule
 from artifact_harvest.core.paths import safe_filename, safe_segment
+from artifact_harvest.core.retry import RetryRule
 from artifact_harvest.core.staging import Sidecar, fsync_path, key_lock
 from artifact_harvest.core.transfer.context import Context
 from artifact_harvest.core.transfer.pipeline import DiskGuard, HashPipeline

@@ -14,7 +14,8 @@ from pathlib import Path
 import requests
 
 from artifact_harvest.core.errors import DownloadError, FatalDownloadError
-from artifact_harvest.core.http import is_transient_status, parse_retry_after, redact_url
+from artifact_harvest.core.redact import redact_url
+from artifact_harvest.core.retry import is_transient_status, parse_retry_after
 from artifact_harvest.core.session import plain_session
 from artifact_harvest.core.staging import BackgroundSync, Sidecar
 from artifact_harvest.core.transfer import headers as hdr

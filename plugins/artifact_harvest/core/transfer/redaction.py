@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import re
 
-from artifact_harvest.core.http import Redactor
+from artifact_harvest.core.redact import Redactor
 
 _BARE_QUERY = re.compile(r"(/[^\s?'\"]*)\?[^\s'\"()]+")  # urllib3 writes "url: /path?query" without a scheme
 _URLLIB3_LOGGER = "urllib3.connectionpool"

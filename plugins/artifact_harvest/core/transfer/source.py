@@ -8,7 +8,7 @@ from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from artifact_harvest.core.errors import FatalDownloadError, UnsupportedScheme
-from artifact_harvest.core.http import redact_url
+from artifact_harvest.core.redact import redact_url
 from artifact_harvest.core.transfer.redaction import Scrubber
 from artifact_harvest.core.transfer.values import RemoteFile, Transfer
 

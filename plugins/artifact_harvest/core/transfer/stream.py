@@ -10,7 +10,8 @@ import requests
 import urllib3
 
 from artifact_harvest.core.errors import DownloadError, FatalDownloadError
-from artifact_harvest.core.http import is_transient_status, parse_retry_after, redact_url
+from artifact_harvest.core.redact import redact_url
+from artifact_harvest.core.retry import is_transient_status, parse_retry_after
 from artifact_harvest.core.session import plain_session
 from artifact_harvest.core.transfer import headers as hdr
 from artifact_harvest.core.transfer.context import Context
