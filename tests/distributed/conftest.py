@@ -234,8 +234,9 @@ class Stack:
 # one stack for the distributed modules: starting it takes a minute and a half on two cores; it stops after the
 # last distributed test (package scope: its idle processes would slow every later test). A module that needs
 # other settings applies them to it with ``Stack.configured`` (restarting only the components that read them).
-# test_many_waits.py starts a stack of its own on purpose: its two tests take as long as all the others, so on
-# a stack of their own they run beside the shared one on the other xdist worker (tests/conftest.py).
+# test_many_waits.py starts a stack of its own on purpose: its two tests take about half as long as all the others
+# together, so on a stack of its own it runs beside the shared one on the other xdist worker (tests/conftest.py)
+# instead of after it on the same one.
 @pytest.fixture(scope="package")
 def stack(request: pytest.FixtureRequest, emulator) -> Iterator[Stack]:
     yield from start_stack(request, emulator)
