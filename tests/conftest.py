@@ -37,12 +37,14 @@ os.environ.pop("AIRFLOW_CONFIG", None)
 
 
 # Tests that share a fixture too costly to start on every worker run on one worker of pytest-xdist (`make test`:
-# -n 2 --dist loadgroup): the browser tests' `airflow standalone`, the distributed tests' shared stack, and the
-# modules that start a stack of their own. Everything else is spread over both workers, one test at a time.
+# -n 2 --dist loadgroup): the browser tests' `airflow standalone`, the distributed tests' shared stack, and
+# test_many_waits.py's stack of its own (half as long as the shared stack's tests together, so it runs beside
+# them; a module that only needs other settings applies them to the shared stack, tests/distributed/conftest.py).
+# Everything else is spread over both workers, one test at a time.
 # xdist's own xdist_group marker is silently ignored under pytest 9 (xdist 3.8 renames `item._nodeid`, which
 # pytest 9 no longer reads), so the groups are made by a scheduler: one xdist scope per group.
 _GROUPS = {"browser": "airflow_ui", "distributed": "celery_stack"}
-_OWN_GROUP = {"test_s3_archive.py": "celery_stack_s3", "test_many_waits.py": "celery_stack_waits"}
+_OWN_GROUP = {"test_many_waits.py": "celery_stack_waits"}
 
 
 def xdist_group_of(nodeid: str) -> str | None:

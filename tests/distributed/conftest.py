@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import psutil
@@ -106,13 +107,45 @@ class Stack:
         self.logs = workdir / "process-logs"
         self.logs.mkdir()
         self.home = Path(env["AIRFLOW_HOME"])
-        self.archive = Path(env["AIRFLOW_VAR_ARTIFACT_ARCHIVE_ROOT"])
-        self.staging = Path(env["AIRFLOW_VAR_ARTIFACT_STAGING_DIR"])
         self.dags_folder = Path(env["AIRFLOW__CORE__DAGS_FOLDER"])
         self.emulator = emulator
         self.api = AirflowApi(f"http://127.0.0.1:{api_port}")
         self.procs: dict[str, subprocess.Popen] = {}
         self._generation: dict[str, int] = {}
+
+    @property
+    def archive(self) -> Path:
+        """The archive root the stack's workers use now (a local path, unless ``configured`` says otherwise)."""
+        return Path(self.env["AIRFLOW_VAR_ARTIFACT_ARCHIVE_ROOT"])
+
+    @property
+    def staging(self) -> Path:
+        """The staging dir of the worker ``celery-worker`` (as configured now)."""
+        return Path(self.env["AIRFLOW_VAR_ARTIFACT_STAGING_DIR"])
+
+    @contextlib.contextmanager
+    def configured(self, env: dict[str, str], restart: tuple[str, ...]) -> Iterator[Stack]:
+        """The shared stack with a module's own settings: ``env`` for every component started inside, and the
+        components in ``restart`` (the ones that read those settings) restarted with it now and without it at
+        the end, when the components started inside (a second worker or triggerer) are stopped."""
+        saved, before = dict(self.env), set(self.procs)
+        self.env.update(env)
+        self._restart(restart)
+        try:
+            yield self
+        finally:
+            self.env.clear()
+            self.env.update(saved)
+            for name in set(self.procs) - before:
+                self.kill(name, signal.SIGTERM)
+            self._restart(tuple(restart) + tuple(sorted(before - set(self.procs) - set(restart))))
+
+    def _restart(self, names: tuple[str, ...]) -> None:
+        for name in names:
+            if name in self.procs:
+                self.kill(name, signal.SIGTERM)
+        for name in names:
+            self.start(name)
 
     def airflow(self, *args: str, timeout: float = 300) -> None:
         log = self.logs / f"airflow-{args[0]}.log"
@@ -180,8 +213,11 @@ class Stack:
                 child.kill()
 
     def stop_all(self) -> None:
-        for name in list(self.procs):
-            self.kill(name, signal.SIGTERM)
+        """SIGTERM to every component at once (each shuts down gracefully, beside the others), then reap them."""
+        names = list(self.procs)
+        if names:
+            with ThreadPoolExecutor(len(names)) as pool:
+                list(pool.map(lambda name: self.kill(name, signal.SIGTERM), names))
 
     def assert_alive(self) -> None:
         dead = {name: p.returncode for name, p in self.procs.items() if p.poll() is not None}
@@ -195,8 +231,12 @@ class Stack:
         return "\n".join(parts)
 
 
-# one stack for every distributed module: starting it takes a minute and a half on two cores; it stops after
-# the last distributed test (package scope: its idle processes would slow every later test)
+# one stack for the distributed modules: starting it takes a minute and a half on two cores; it stops after the
+# last distributed test (package scope: its idle processes would slow every later test). A module that needs
+# other settings applies them to it with ``Stack.configured`` (restarting only the components that read them).
+# test_many_waits.py starts a stack of its own on purpose: its two tests take about half as long as all the others
+# together, so on a stack of its own it runs beside the shared one on the other xdist worker (tests/conftest.py)
+# instead of after it on the same one.
 @pytest.fixture(scope="package")
 def stack(request: pytest.FixtureRequest, emulator) -> Iterator[Stack]:
     yield from start_stack(request, emulator)
@@ -204,12 +244,12 @@ def stack(request: pytest.FixtureRequest, emulator) -> Iterator[Stack]:
 
 @pytest.fixture(scope="session")
 def stack_starter():
-    """``start_stack`` for a module that overrides ``stack`` with settings of its own."""
+    """``start_stack`` for a module that overrides ``stack`` with a stack of its own."""
     return start_stack
 
 
 def start_stack(request: pytest.FixtureRequest, emulator, extra_env: dict[str, str] | None = None) -> Iterator[Stack]:
-    """A whole stack; a module that needs other settings (an S3 archive root...) starts its own with ``extra_env``."""
+    """A whole stack with ``extra_env`` over the defaults (a module that needs its own DAG folder, say)."""
     problem = _services_problem()
     if problem:
         if os.environ.get("ARTIFACT_HARVEST_REQUIRE_SERVICES") == "1":
@@ -249,6 +289,8 @@ def start_stack(request: pytest.FixtureRequest, emulator, extra_env: dict[str, s
         # notice a killed worker or triggerer within seconds, not minutes
         "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "20",
         "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "2",
+        # and retry it within seconds: Airflow's global cap on the DAGs' exponential retry delay (30 s, doubling)
+        "AIRFLOW__CORE__MAX_TASK_RETRY_DELAY": "2",
         "AIRFLOW__TRIGGERER__JOB_HEARTBEAT_SEC": "1",
         "AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": "6",
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "10",

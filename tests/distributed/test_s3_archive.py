@@ -1,6 +1,6 @@
-"""An artifact archived into a real S3 API through the Celery worker: the stack's archive root is s3:// on
-moto's server (started in this process on 127.0.0.1; the worker gets the aws connection and the Variables
-through its environment), and a Qianfan export goes up as a multipart upload."""
+"""An artifact archived into a real S3 API through the Celery worker: the archive root of the shared stack's
+workers is s3:// on moto's server for this module (started in this process on 127.0.0.1; the workers get the aws
+connection and the Variables through their environment), and a Qianfan export goes up as a multipart upload."""
 
 from __future__ import annotations
 
@@ -18,12 +18,16 @@ ROOT_PREFIX = "distributed"
 
 
 @pytest.fixture(scope="module")
-def stack(request, emulator, object_store, stack_starter):
-    """This module's own stack: its archive root is s3:// (the session's shared stack archives locally)."""
+def stack(stack, object_store):
+    """The shared stack whose workers archive into s3:// (elsewhere it archives locally), from a staging dir of
+    this module's own; the worker restarted with these settings now, and without them afterwards."""
     object_store.create_bucket(ARCHIVE_BUCKET)
+    staging = stack.workdir / "staging-s3"
+    staging.mkdir()
     extra = {**archive_s3_env(object_store.url, f"s3://{ARCHIVE_BUCKET}/{ROOT_PREFIX}"),
-             "AIRFLOW__ARTIFACT_HARVEST__ARCHIVE_PART_SIZE_MIB": "5"}
-    yield from stack_starter(request, emulator, extra)
+             "AIRFLOW__ARTIFACT_HARVEST__ARCHIVE_PART_SIZE_MIB": "5", "AIRFLOW_VAR_ARTIFACT_STAGING_DIR": str(staging)}
+    with stack.configured(extra, restart=("celery-worker",)):
+        yield stack
 
 
 def test_qianfan_export_archived_into_s3_by_the_celery_worker(stack, object_store):
