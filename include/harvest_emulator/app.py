@@ -32,6 +32,7 @@ async def log_requests(request: web.Request, handler: Handler) -> web.StreamResp
         "headers": dict(request.headers), "status": None, "time": time.time(),
     }
     request.app[STATE].requests.append(entry)
+    request["log_entry"] = entry
     try:
         response = await handler(request)
     except web.HTTPException as exc:
@@ -79,6 +80,8 @@ async def rate_limit(request: web.Request, handler: Handler) -> web.StreamRespon
     state = request.app[STATE]
     peer = request.transport.get_extra_info("peername") if request.transport else None
     if not state.rates.admit(state.config.get("rate_limits") or {}, *who, request.path, str(peer)):
+        if "log_entry" in request:  # MiniMax refuses with HTTP 200: the log says so itself
+            request["log_entry"]["refused"] = True
         return refusal(who[0])
     return await handler(request)
 

@@ -37,6 +37,9 @@ def test_minimax_past_the_rate_answers_1002_with_http_200(emu):
     assert sum(counts["per_second"].values()) == 12
     assert counts["accepted"] <= 5 * len(counts["per_second"])
     assert MINIMAX_API_KEY not in str(emu.control.rates())
+    # the request log marks each refusal itself (its HTTP status, 200, cannot)
+    logged = emu.control.requests("/v1/query/t2a_async_query_v2")
+    assert sum(bool(r.get("refused")) for r in logged) == len(refused) and len(logged) == 12
 
 
 def test_flighthub2_past_the_rate_answers_210429(emu):
