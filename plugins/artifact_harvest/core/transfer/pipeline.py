@@ -13,7 +13,7 @@ from typing import Any
 from artifact_harvest.core.errors import DownloadError, InsufficientDiskSpace
 from artifact_harvest.core.staging import BackgroundSync
 
-#: buffers of the ring: one being filled, the others queued or being digested (memory: RING x chunk_size)
+#: buffers of the ring, and chunks in flight at most: one being filled, the others queued or being digested
 RING = 4
 
 Item = tuple[Any, bytearray | None]  # (the bytes to digest, the ring buffer they lie in: returned once digested)
@@ -24,10 +24,11 @@ class HashPipeline:
 
     The digest threads form a chain (sha256, then md5 when wanted): a chunk goes to the next thread once the
     previous one has digested it, and the last one gives its buffer back to the ring. The stream reads straight
-    into a ring buffer (``buffer()``), so no chunk is allocated or copied in Python and memory stays at ``RING``
-    chunks. hashlib releases the GIL on big buffers, so each digest keeps a core while the caller reads and
-    writes (why: docs/download.md). A background fdatasync starts every ``writeback_every`` bytes so the final
-    fsync has little left to do; ``drop_written``: the pages it made durable then leave the page cache.
+    into a ring buffer (``buffer()``), so no chunk is allocated or copied in Python; at most ``RING`` chunks are in
+    flight, whoever fed them (bytes too: the ranged fetch's prefix). hashlib releases the GIL on big buffers, so
+    each digest keeps a core while the caller reads and writes (why: docs/download.md). A background fdatasync
+    starts every ``writeback_every`` bytes so the final fsync has little left to do; ``drop_written``: the pages
+    it made durable then leave the page cache.
     """
 
     def __init__(
@@ -43,6 +44,7 @@ class HashPipeline:
         self._hashes = self._new_hashes()
         self._error: BaseException | None = None
         self._chunk_size, self._free, self._made, self._lent = chunk_size, queue.SimpleQueue(), 0, None
+        self._in_flight = threading.BoundedSemaphore(RING)  # chunks fed and not yet digested by every thread
         self._queues: list[queue.Queue[Item | None]] = [queue.Queue() for _ in self._names]
         self._threads = [
             threading.Thread(target=self._run, args=(i,), name=f"download-{name}", daemon=True)
@@ -67,8 +69,10 @@ class HashPipeline:
             finally:
                 if after is not None:
                     after.put(item)  # before task_done: sync() joins the queues in order
-                elif item is not None and item[1] is not None:
-                    self._free.put(item[1])
+                elif item is not None:
+                    if item[1] is not None:
+                        self._free.put(item[1])
+                    self._in_flight.release()
                 inbox.task_done()
             if item is None:
                 return
@@ -107,6 +111,7 @@ class HashPipeline:
         ring = None
         if isinstance(chunk, memoryview) and self._lent is not None and chunk.obj is self._lent:
             ring, self._lent = self._lent, None
+        self._in_flight.acquire()  # at most RING chunks queued or being digested, bytes or ring buffers
         self._queues[0].put((chunk, ring))
 
     def _dropper(self) -> Any:

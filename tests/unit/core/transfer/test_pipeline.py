@@ -137,3 +137,46 @@ def test_pages_stay_cached_when_dropping_is_off(tmp_path, syscalls):
         pipe.close()
     assert [call for call in syscalls if call[0] == "fdatasync"]  # the background syncs still ran
     assert not [call for call in syscalls if call[0] == "drop"]
+
+
+def test_bytes_fed_wait_for_the_digests_too(tmp_path, monkeypatch):
+    """The ranged fetch feeds bytes it read back: they count against the same bound as ring buffers."""
+    gate, peak, now = threading.Event(), [0], [0]
+    lock = threading.Lock()
+    real_new = hashlib.new
+
+    class SlowSha:
+        def __init__(self) -> None:
+            self._h = real_new("sha256")
+
+        def update(self, data) -> None:
+            gate.wait(10)
+            self._h.update(data)
+            with lock:
+                now[0] -= 1
+
+        def hexdigest(self) -> str:
+            return self._h.hexdigest()
+
+    monkeypatch.setattr(pipeline.hashlib, "new", lambda name: SlowSha() if name == "sha256" else real_new(name))
+    pipe = HashPipeline(None, False, chunk_size=CHUNK)
+    feeder_done = threading.Event()
+
+    def feed_all() -> None:
+        for _ in range(3 * RING):
+            with lock:
+                now[0] += 1
+                peak[0] = max(peak[0], now[0])
+            pipe.feed(b"x" * 10, to_file=False)
+        feeder_done.set()
+
+    feeder = threading.Thread(target=feed_all, daemon=True)
+    feeder.start()
+    assert not feeder_done.wait(0.3)  # held back while nothing is digested
+    gate.set()
+    feeder.join(10)
+    try:
+        assert pipe.hexdigest("sha256") == hashlib.sha256(b"x" * 10 * 3 * RING).hexdigest()
+        assert peak[0] <= RING + 1  # queued or being digested, plus the one feed() waiting for its place
+    finally:
+        pipe.close()
