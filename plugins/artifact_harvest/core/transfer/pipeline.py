@@ -32,7 +32,7 @@ class HashPipeline:
     """
 
     def __init__(
-        self, part: Path | None, with_md5: bool, writeback_every: int = 64 << 20, *, chunk_size: int = 2 << 20,
+        self, part: Path | None, with_md5: bool, writeback_every: int = 32 << 20, *, chunk_size: int = 2 << 20,
         drop_written: bool = False,
     ) -> None:
         self._file = open(part, "ab", buffering=0) if part is not None else None  # noqa: SIM115 - closed in close()

@@ -38,7 +38,7 @@ class TransferSettings:
 
     chunk_size: int = 2 << 20  # one read of the single stream
     range_read: int = 256 << 10  # one read of a ranged connection (RSS: 16 connections hold 4 MiB)
-    writeback_every: int = 64 << 20  # start a background fdatasync after this many new bytes
+    writeback_every: int = 32 << 20  # start a background fdatasync after this many new bytes
     drop_written_pages: bool = True  # the stream's pages leave the page cache once that fdatasync made them durable
     progress_interval: float = 30.0  # seconds between progress lines; 0: none
     timeout: tuple[float, float] = (10, 60)  # (connect, read) seconds
