@@ -24,3 +24,16 @@ def test_bad_value_names_the_key(monkeypatch):
     monkeypatch.setenv("AIRFLOW__ARTIFACT_HARVEST__PROGRESS_INTERVAL", "often")
     with pytest.raises(ValueError, match=r"\[artifact_harvest\] progress_interval = 'often'"):
         setting("progress_interval", 30.0)
+
+
+@pytest.mark.parametrize(("raw", "expected"), [("false", False), ("Off", False), ("0", False), ("yes", True)])
+def test_drop_written_pages_is_a_boolean(monkeypatch, raw, expected):
+    assert TransferSettings.from_config().drop_written_pages is True  # the default
+    monkeypatch.setenv("AIRFLOW__ARTIFACT_HARVEST__DROP_WRITTEN_PAGES", raw)
+    assert TransferSettings.from_config().drop_written_pages is expected
+
+
+def test_drop_written_pages_that_is_no_boolean_names_the_key(monkeypatch):
+    monkeypatch.setenv("AIRFLOW__ARTIFACT_HARVEST__DROP_WRITTEN_PAGES", "sometimes")
+    with pytest.raises(ValueError, match=r"drop_written_pages = 'sometimes' is not a valid boolean"):
+        TransferSettings.from_config()

@@ -102,12 +102,13 @@ class Downloader:
             plan = ranged_plan(self.ctx, source, transfer, part, label)
             if plan is None:
                 as_plain_prefix(part, transfer)
-            pipe = HashPipeline(None if plan else part, with_md5, self.settings.writeback_every)
+            pipe = HashPipeline(None if plan else part, with_md5, self.settings.writeback_every,
+                                chunk_size=self.settings.chunk_size, drop_written=self.settings.drop_written_pages)
             try:
                 if plan is not None:
                     resumed_from = RangedFetch(self.ctx, source, transfer, plan, part, label).run(pipe)
                 else:
-                    if offset := pipe.rehash(part, self.settings.chunk_size):
+                    if offset := pipe.rehash(part):
                         log.info("%s: resuming from %d bytes already in staging", label, offset)
                     resumed_from = self._stream(source, transfer, part, pipe, label)
                 pipe.sync(durable=True)
@@ -185,10 +186,11 @@ class Downloader:
         """
         started = time.monotonic()
         transfer = Transfer(remote, Sidecar.load(final), final)
-        pipe = HashPipeline(None, with_md5 or (transfer.sidecar is not None and transfer.sidecar.md5 is not None))
+        pipe = HashPipeline(None, with_md5 or (transfer.sidecar is not None and transfer.sidecar.md5 is not None),
+                            chunk_size=self.settings.chunk_size)
         vouched = remote.md5 is not None or (transfer.sidecar is not None and transfer.sidecar.sha256 is not None)
         try:
-            size = pipe.rehash(final, self.settings.chunk_size)
+            size = pipe.rehash(final)
             problem = self._mismatch(size, transfer, pipe) if vouched else "nothing recorded to verify it against"
             if problem is None:
                 log.info("%s: re-verified file already in staging, not downloading again", label)

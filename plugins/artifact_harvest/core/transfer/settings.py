@@ -7,14 +7,26 @@ from typing import Any
 
 from artifact_harvest.core.config import setting
 
+
+def _flag(raw: str) -> bool:
+    """A config boolean: true/yes/on/1 or false/no/off/0 (any case)."""
+    value = raw.strip().lower()
+    if value not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+        raise ValueError(raw)
+    return value in ("1", "true", "yes", "on")
+
+
+_flag.__name__ = "boolean"
+
 #: field -> (``[artifact_harvest]`` key, type); the other fields are per call only
-_CONFIG_KEYS: dict[str, tuple[str, type]] = {
+_CONFIG_KEYS: dict[str, tuple[str, Any]] = {
     "progress_interval": ("progress_interval", float),
     "connections": ("download_connections", int),
     "piece_size": ("download_piece_size", int),
     "parallel_threshold": ("parallel_threshold", int),
     "parallel_after": ("parallel_after", int),
     "lock_timeout": ("lock_timeout", float),
+    "drop_written_pages": ("drop_written_pages", _flag),
 }
 
 
@@ -26,7 +38,8 @@ class TransferSettings:
 
     chunk_size: int = 2 << 20  # one read of the single stream
     range_read: int = 256 << 10  # one read of a ranged connection (RSS: 16 connections hold 4 MiB)
-    writeback_every: int = 64 << 20  # start a background fdatasync after this many new bytes
+    writeback_every: int = 32 << 20  # start a background fdatasync after this many new bytes
+    drop_written_pages: bool = True  # the stream's pages leave the page cache once that fdatasync made them durable
     progress_interval: float = 30.0  # seconds between progress lines; 0: none
     timeout: tuple[float, float] = (10, 60)  # (connect, read) seconds
     verify_tls: bool = True

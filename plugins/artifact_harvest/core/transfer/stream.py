@@ -3,8 +3,10 @@ until the file is complete; a big file's stream that waits on the link raises ``
 
 from __future__ import annotations
 
+import http.client
 import logging
 import time
+from collections.abc import Callable
 
 import requests
 import urllib3
@@ -23,7 +25,8 @@ from artifact_harvest.core.transfer.values import Expired, NetworkBound, Retry, 
 
 log = logging.getLogger(__name__)
 
-READ_ERRORS = (urllib3.exceptions.HTTPError, requests.RequestException, ConnectionError, TimeoutError)
+#: what a body read raises when the connection fails (reads never touch the disk: any OSError is the socket's)
+READ_ERRORS = (urllib3.exceptions.HTTPError, requests.RequestException, http.client.HTTPException, OSError)
 
 
 class SingleStream:
@@ -92,15 +95,19 @@ class SingleStream:
             progress.restart(offset)
             handing_over = adaptive and self._can_hand_over(resp, total)
             meter = FlowMeter(settings.parallel_after, offset) if handing_over else None
+            readinto = body_reader(resp)
             while True:
+                buf = pipe.buffer()
                 reading = time.perf_counter()
-                chunk = self._read(resp)
+                got = self._read(readinto, buf)
                 if meter is not None:
                     meter.waited(time.perf_counter() - reading)
-                if not chunk:
+                if not got:
+                    if missing := _short_of_length(resp):
+                        raise Retry(f"body ended at byte {offset}, {missing} bytes short of its Content-Length")
                     break
-                self.ctx.disk.write(pipe, chunk, self.label)
-                offset += len(chunk)
+                self.ctx.disk.write(pipe, buf[:got], self.label)
+                offset += got
                 progress.tick(offset)
                 if total is not None and offset > total:
                     break  # more than announced: the size check reports it
@@ -160,9 +167,9 @@ class SingleStream:
             request_id=hdr.request_id(resp.headers),
         )
 
-    def _read(self, resp: requests.Response) -> bytes:
+    def _read(self, readinto: Callable[[memoryview], int], buf: memoryview) -> int:
         try:
-            return resp.raw.read(self.ctx.settings.chunk_size, decode_content=False)
+            return readinto(buf)
         except READ_ERRORS as exc:
             raise Retry(self.ctx.scrub(f"connection lost mid-body: {type(exc).__name__}: {exc}")) from None
 
@@ -173,3 +180,24 @@ class SingleStream:
         except Exception:  # the body only decorates the error message
             body = b""
         return self.ctx.scrub(" ".join(body.decode("utf-8", "replace").split()))
+
+
+def body_reader(resp: requests.Response) -> Callable[[memoryview], int]:
+    """``readinto`` of the body as sent (never decoded): straight from http.client's response under urllib3's
+    (``_fp``: no bytes object per chunk, no copy), else ``resp.raw.read`` and a copy."""
+    fp = getattr(resp.raw, "_fp", None)
+    if isinstance(fp, http.client.HTTPResponse):
+        return fp.readinto
+
+    def read_and_copy(buf: memoryview) -> int:
+        data = resp.raw.read(len(buf), decode_content=False)
+        buf[: len(data)] = data
+        return len(data)
+
+    return read_and_copy
+
+
+def _short_of_length(resp: requests.Response) -> int:
+    """Bytes of the Content-Length that never came once http.client's body ended (urllib3's own read raises)."""
+    fp = getattr(resp.raw, "_fp", None)
+    return (fp.length or 0) if isinstance(fp, http.client.HTTPResponse) else 0

@@ -356,8 +356,8 @@ class _FillsUp:
 
 def test_disk_full_mid_download_keeps_the_partial_for_the_retry(emu, blob, downloader, staging_dir, monkeypatch):
     room = SIZE // 2 + 7
-    def staging_open(path, mode):
-        return _FillsUp(open(path, mode), room) if "a" in mode else open(path, mode)
+    def staging_open(path, mode, **kwargs):
+        return _FillsUp(open(path, mode, **kwargs), room) if "a" in mode else open(path, mode, **kwargs)
 
     monkeypatch.setattr(download_module, "open", staging_open, raising=False)
     with pytest.raises(DownloadError, match="cannot write to staging .*No space left on device") as info:
