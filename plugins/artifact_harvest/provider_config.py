@@ -39,6 +39,9 @@ OPTIONS: dict[str, dict[str, Any]] = {
                                   "may switch to ranges; smaller ones always come as one stream.", "134217728"),
     "parallel_after": _option("integer", "16777216", "Bytes of the single stream (16 MiB) that decide whether "
                               "the rest comes as ranges; 0: ranges from the first byte.", "0"),
+    "drop_written_pages": _option("boolean", "True", "A download's staged pages leave the page cache once a "
+                                  "background fdatasync made them durable, so later writes reuse pages (faster "
+                                  "on VMs that hand free memory back to the host; docs/download.md).", "False"),
     "lock_timeout": _option("float", "21600.0", "Seconds a run waits for another run of the same artifact key "
                             "on the same host (staging lock, 6 h); also the lease wait when lease_wait_timeout "
                             "is unset.", "3600"),
