@@ -75,7 +75,7 @@ def rows(frame):
 
 
 def test_an_empty_archive_says_what_to_do(airflow_ui, browser_page):
-    """First in the module, before ``demo_archive`` runs anything (new DAGs start paused)."""
+    """First of the browser tier (``conftest.FIRST``), before any test archives anything (new DAGs start paused)."""
     login(browser_page, airflow_ui)
     nav_link(browser_page, "Artifacts").click()
     frame = browser_page.frame_locator("iframe").first
