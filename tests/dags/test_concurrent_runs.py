@@ -18,16 +18,17 @@ from artifact_harvest.qianfan.hook import QianfanHook
 
 from scripts.airflow_home import project_airflow_env
 
-TESTS = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 MODEL = "amv-twoworkers"
 SIZE = 8 << 20
 RATE = 1 << 20  # per connection: the download takes ~8 s, so the second run arrives while the first fetches
 
 RUN = """
 import json, sys
-sys.path.insert(0, {tests!r})
-from tests.support import load_dag, task_states
-run = load_dag("qianfan_export_model").test(run_conf={conf!r})
+sys.path.insert(0, {root!r})
+from tests.support import dag_test_with_deadlines, load_dag, task_states
+with dag_test_with_deadlines():  # apache/airflow#73428, as in the airflow_db fixture
+    run = load_dag("qianfan_export_model").test(run_conf={conf!r})
 print("RESULT " + json.dumps({{"state": run.state, "tasks": task_states(run)}}))
 """
 
@@ -43,7 +44,7 @@ def start_run(airflow_db: Path, home: Path) -> tuple[subprocess.Popen, Path]:
     for name, value in (("LEASE_RENEW_INTERVAL", "0.5"), ("LEASE_EXPIRY", "5"), ("LEASE_POLL_INTERVAL", "0.5")):
         env[f"AIRFLOW__ARTIFACT_HARVEST__{name}"] = value  # the waiter sees the archive soon after it lands
     conf = {"model_version_id": MODEL, "poll_interval": 0.05, "timeout": "PT2M"}
-    code = RUN.format(tests=str(TESTS), conf=conf)
+    code = RUN.format(root=str(ROOT), conf=conf)
     output = home / "output.log"
     with open(output, "w") as out:
         return subprocess.Popen([sys.executable, "-c", code], env=env, stdout=out, stderr=subprocess.STDOUT), output

@@ -42,7 +42,8 @@ def test_dag_conventions(path):
             assert task.retries >= 1, f"{dag_id}.{task.task_id}: no retries"
         for name, param in dag.params.items():
             schema = dag.params.get_param(name).schema
-            assert "type" in schema, f"{dag_id}: param {name!r} is untyped"
+            types = [schema] if "type" in schema else schema.get("anyOf", [])  # anyOf: e.g. a duration or seconds
+            assert types and all("type" in branch for branch in types), f"{dag_id}: param {name!r} is untyped"
             assert schema.get("description") or dag.params.get_param(name).description, (
                 f"{dag_id}: param {name!r} has no description for the trigger form"
             )
