@@ -22,6 +22,10 @@ def _is_control(request: web.Request) -> bool:
     return request.path.startswith(control_api.PREFIX)
 
 
+#: the request's entry in the request log, so a later middleware can add to it
+LOG_ENTRY = web.RequestKey("log_entry", dict)
+
+
 @web.middleware
 async def log_requests(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Record every provider/blob request (logged up front, so hanging requests show too)."""
@@ -32,7 +36,7 @@ async def log_requests(request: web.Request, handler: Handler) -> web.StreamResp
         "headers": dict(request.headers), "status": None, "time": time.time(),
     }
     request.app[STATE].requests.append(entry)
-    request["log_entry"] = entry
+    request[LOG_ENTRY] = entry
     try:
         response = await handler(request)
     except web.HTTPException as exc:
@@ -80,8 +84,8 @@ async def rate_limit(request: web.Request, handler: Handler) -> web.StreamRespon
     state = request.app[STATE]
     peer = request.transport.get_extra_info("peername") if request.transport else None
     if not state.rates.admit(state.config.get("rate_limits") or {}, *who, request.path, str(peer)):
-        if "log_entry" in request:  # MiniMax refuses with HTTP 200: the log says so itself
-            request["log_entry"]["refused"] = True
+        if LOG_ENTRY in request:  # MiniMax refuses with HTTP 200: the log says so itself
+            request[LOG_ENTRY]["refused"] = True
         return refusal(who[0])
     return await handler(request)
 
