@@ -10,7 +10,7 @@ import pytest
 from airflow.sdk import DAG, task
 
 from artifact_harvest.core.dag_defaults import default_args
-from artifact_harvest.core.http import RetryRule
+from artifact_harvest.core.retry import RetryRule
 from artifact_harvest.minimax.hook import OUTPUT_PURPOSES, MiniMaxHook
 from tests.support import load_dag, task_states
 

@@ -13,7 +13,7 @@ import pytest
 
 from artifact_harvest.core.errors import DownloadError
 from artifact_harvest.core.transfer import Downloader, RemoteFile
-from artifact_harvest.core.http import RetryRule
+from artifact_harvest.core.retry import RetryRule
 from tests.tls_proxy import self_signed, tls_proxy, tls_proxy_server  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")

@@ -77,7 +77,7 @@ def test_declaring_the_defaults_changes_no_reader(no_section_env):
     """The same settings with the declared defaults as without any provider configuration."""
     from airflow.configuration import conf
 
-    from artifact_harvest.core.http import RetryRule
+    from artifact_harvest.core.retry import RetryRule
     from artifact_harvest.core.lease import LeaseSettings
     from artifact_harvest.core.shared_poll import sharing_enabled
     from artifact_harvest.core.transfer import TransferSettings

@@ -17,17 +17,11 @@ from typing import Any, ClassVar
 from airflow.sdk import BaseHook
 
 from artifact_harvest.core.errors import FatalProviderError, ProviderError, QuotaExhausted, TransientProviderError
-from artifact_harvest.core.http import (
-    REFUSED_STATUSES,
-    ApiClient,
-    ApiResponse,
-    Call,
-    Redactor,
-    RetryRule,
-    is_transient_status,
-)
+from artifact_harvest.core.http import ApiClient, ApiResponse, Call
 from artifact_harvest.core.pace import FIELD as RATE_FIELD
 from artifact_harvest.core.pace import pace_for
+from artifact_harvest.core.redact import Redactor
+from artifact_harvest.core.retry import REFUSED_STATUSES, RetryRule, is_transient_status
 from artifact_harvest.core.retry_policy import PROVIDER_RETRY_POLICY
 
 

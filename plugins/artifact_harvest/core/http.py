@@ -52,11 +52,7 @@ from artifact_harvest.core.phase import never_reached, recording_session, watch_
 from artifact_harvest.core.redact import Redactor
 from artifact_harvest.core.retry import REFUSED_STATUSES, RetryRule, is_transient_status, parse_retry_after
 
-#: the HTTP layer the hooks use; RetryRule, Redactor and the status rule are ApiClient's own vocabulary
-__all__ = [
-    "IDEMPOTENT_METHODS", "REFUSED_STATUSES", "USER_AGENT", "ApiClient", "ApiResponse", "Call", "Parse", "Redactor",
-    "RetryRule", "Sign", "is_transient_status",
-]
+__all__ = ["IDEMPOTENT_METHODS", "USER_AGENT", "ApiClient", "ApiResponse", "Call", "Parse", "Sign"]
 
 log = logging.getLogger(__name__)
 

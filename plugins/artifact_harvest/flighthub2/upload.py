@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from artifact_harvest.core.errors import InvalidParameterError, MalformedResponseError, ProviderError
-from artifact_harvest.core.http import RetryRule
+from artifact_harvest.core.retry import RetryRule
 from artifact_harvest.flighthub2.status import PROVIDER
 
 log = logging.getLogger(__name__)

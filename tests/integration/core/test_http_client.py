@@ -8,7 +8,8 @@ from urllib.parse import parse_qsl, urlsplit
 import pytest
 
 from artifact_harvest.core.errors import FatalProviderError, TransientProviderError
-from artifact_harvest.core.http import ApiClient, ApiResponse, RetryRule
+from artifact_harvest.core.http import ApiClient, ApiResponse
+from artifact_harvest.core.retry import RetryRule
 
 
 def _status(resp: ApiResponse) -> int:

@@ -12,7 +12,8 @@ from urllib.parse import parse_qsl, urlsplit
 import pytest
 
 from artifact_harvest.core.errors import SubmissionInDoubt, TransientProviderError
-from artifact_harvest.core.http import ApiClient, ApiResponse, Call, RetryRule
+from artifact_harvest.core.http import ApiClient, ApiResponse, Call
+from artifact_harvest.core.retry import RetryRule
 from harvest_emulator.credentials import MINIMAX_API_KEY
 from tests.tls_proxy import tls_proxy, tls_proxy_server  # noqa: F401  (fixtures)
 

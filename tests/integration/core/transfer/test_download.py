@@ -24,7 +24,7 @@ from artifact_harvest.core.errors import (
 )
 from artifact_harvest.core.transfer import Downloader, RemoteFile
 from artifact_harvest.core.transfer import pipeline as download_module
-from artifact_harvest.core.http import RetryRule
+from artifact_harvest.core.retry import RetryRule
 from artifact_harvest.core.staging import Sidecar
 
 SIZE = 3 * 1024 * 1024 + 123  # not a multiple of any chunk size

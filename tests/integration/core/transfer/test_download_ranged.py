@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from artifact_harvest.core.transfer import Downloader, RemoteFile
-from artifact_harvest.core.http import RetryRule
+from artifact_harvest.core.retry import RetryRule
 from artifact_harvest.core.staging import Sidecar
 
 SIZE = 4 * 1024 * 1024 + 321
