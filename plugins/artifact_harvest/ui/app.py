@@ -7,12 +7,13 @@ whoever may read the DAG that archived it (``is_authorized_dag`` / ``get_authori
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from importlib.resources import files
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
 from fastapi.security import HTTPBearer
 
@@ -96,36 +97,38 @@ async def page(request: Request) -> HTMLResponse:
     return HTMLResponse(files("artifact_harvest.ui").joinpath("page.html").read_text())
 
 
-@app.get("/api/artifacts")
-def list_artifacts(
-    user: GetUserDep,
+def _filters(
     provider: str | None = None,
     dag_id: str | None = None,
     run_id: str | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
+) -> index.Filters:
+    """The query parameters the list and the usage summary share."""
+    return index.Filters(provider=provider, dag_id=dag_id, run_id=run_id, since=since, until=until)
+
+
+FiltersDep = Annotated[index.Filters, Depends(_filters)]
+
+
+@app.get("/api/artifacts")
+def list_artifacts(
+    user: GetUserDep,
+    filters: FiltersDep,
     q: Annotated[str | None, Query(max_length=200)] = None,
     limit: Annotated[int, Query(ge=1, le=index.MAX_PAGE)] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> dict[str, Any]:
-    filters = index.Filters(provider=provider, dag_id=dag_id, run_id=run_id, since=since, until=until, text=q)
     with create_session() as session:
-        total, items = index.list_artifacts(session, filters, _readable_dag_ids(user), limit=limit, offset=offset)
+        total, items = index.list_artifacts(session, replace(filters, text=q), _readable_dag_ids(user),
+                                            limit=limit, offset=offset)
     return {"total": total, "limit": limit, "offset": offset, "artifacts": items}
 
 
 @app.get("/api/usage")
-def usage(
-    user: GetUserDep,
-    provider: str | None = None,
-    dag_id: str | None = None,
-    run_id: str | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
-) -> dict[str, Any]:
+def usage(user: GetUserDep, filters: FiltersDep) -> dict[str, Any]:
     """What the archived jobs used, summed per provider, DAG and month (the list's filters, no text search);
     ``unknown`` counts artifacts whose manifest records no usage."""
-    filters = index.Filters(provider=provider, dag_id=dag_id, run_id=run_id, since=since, until=until)
     with create_session() as session:
         groups = index.usage_summary(session, filters, _readable_dag_ids(user))
     return {"groups": groups, "artifacts": sum(g["artifacts"] for g in groups),
