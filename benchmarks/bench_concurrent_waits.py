@@ -30,6 +30,10 @@ Poke (DERIVED): one process runs one wait the way a poking sensor does (sync hoo
 function, sleep), which is what each worker slot does; that one slot is measured and the totals for N
 waits are scaled from it (``--parallelism`` slots, N waits run slots at a time).
 
+This part runs with ``[artifact_harvest] shared_polls = False``: every wait polls its own model (the most
+requests and memory; the per-model intervals are read from the detail GETs). With sharing on, FlightHub 2 model
+waits poll through one walk of the running list, measured in the part below.
+
 Targets: 1,000 deferred waits under 400 MB RSS with polls within 10 % of the interval; 0 worker slots.
 
 Shared polls (issue 19, ``--only shared``; part of the default run): N = 1,000 and 5,000 FlightHub 2 model
@@ -552,7 +556,9 @@ def main_triggerer(args: argparse.Namespace) -> int:
            "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),
            "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
            "AIRFLOW__TRIGGERER__CAPACITY": str(max(1000, *sizes)),
-           "AIRFLOW__TRIGGERER__MAX_TRIGGER_TO_SELECT_PER_LOOP": str(select_per_loop)}
+           "AIRFLOW__TRIGGERER__MAX_TRIGGER_TO_SELECT_PER_LOOP": str(select_per_loop),
+           # one poll per wait (the heaviest case, and what poll_times counts); sharing: run_shared_polls
+           "AIRFLOW__ARTIFACT_HARVEST__SHARED_POLLS": "False"}
     airflow = str(Path(sys.executable).with_name("airflow"))
     results: dict = {"interval_s": args.interval, "wait_s": args.wait, "parallelism": args.parallelism,
                      "triggerer": f"{airflow} triggerer --skip-serve-logs (real daemon, own process group)",
