@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from airflow.sdk import DAG, CronTriggerTimetable, Param, task
+from airflow.sdk import DAG, BaseOperator, CronTriggerTimetable, Param, task
 
-from artifact_harvest.core.approval import PARAM as APPROVAL, approval_param, approve_before
+from artifact_harvest.core.approval import PARAM as APPROVAL, Summarize, approval_param, approve_before
 from artifact_harvest.core.dag_defaults import WAIT_ARGS, pipeline_dag, waiting_params
 from artifact_harvest.core.intervals import advance_watermark, sweep_window
 from artifact_harvest.minimax.approval import speech_summary, video_summary
@@ -23,6 +24,7 @@ from artifact_harvest.minimax.validation import PROMPT_MAX_CHARS, TEXT_MAX_CHARS
 PROVIDER = "minimax"
 #: the file the ``wait`` task found (generate video and speech)
 FILE_ID = "{{ ti.xcom_pull(task_ids='wait')['file_id'] }}"
+RESUBMIT = "{{ params.resubmit_if_in_doubt }}"
 
 MODEL_LABELS = {
     "MiniMax-Hailuo-2.3": "Hailuo 2.3 (text or image → video; 768P or 1080P)",
@@ -93,8 +95,8 @@ def _resubmit_param() -> Param:
 
 def build_minimax_generate_video() -> DAG:
     """``minimax_generate_video``: create → wait → retrieve → download and archive (paid)."""
-    with pipeline_dag(
-        "minimax_generate_video", PROVIDER,
+    return _generate_dag(
+        "minimax_generate_video", kind="video",
         description="Generate one MiniMax video from your prompt (paid) and archive it.",
         doc_md=VIDEO_DOC,
         params={
@@ -118,29 +120,25 @@ def build_minimax_generate_video() -> DAG:
                                        description="Image URL (https://…) or data:image/… URL the video starts "
                                        "from; JPG, PNG or WebP under 20 MB. Required by the image → video models."),
             **waiting_params(10, "MiniMax suggests about 10.", "PT1H", "the video"),
-            "resubmit_if_in_doubt": _resubmit_param(),
-            APPROVAL: approval_param(),
         },
-    ) as dag:
-        create = MiniMaxCreateVideoOperator(
+        create=lambda: MiniMaxCreateVideoOperator(
             task_id="create",
             prompt="{{ params.prompt }}",
             model="{{ params.model }}",
             duration="{{ params.duration }}",
             resolution="{{ params.resolution or '' }}",
             first_frame_image="{{ params.first_frame_image or '' }}",
-            resubmit_if_in_doubt="{{ params.resubmit_if_in_doubt }}",
-        )
-        approve_before(create, video_summary, "Generate a MiniMax video ({{ params.model }}, {{ params.duration }} s)? "
-                       "It is paid.")
-        _wait_and_archive(create, kind="video")
-    return dag
+            resubmit_if_in_doubt=RESUBMIT,
+        ),
+        summarize=video_summary,
+        subject="Generate a MiniMax video ({{ params.model }}, {{ params.duration }} s)? It is paid.",
+    )
 
 
 def build_minimax_generate_speech() -> DAG:
     """``minimax_generate_speech``: create → wait → retrieve → download and archive the bundle (paid)."""
-    with pipeline_dag(
-        "minimax_generate_speech", PROVIDER,
+    return _generate_dag(
+        "minimax_generate_speech", kind="speech",
         description="Turn your text into MiniMax speech (paid) and archive the audio bundle.",
         doc_md=SPEECH_DOC,
         params={
@@ -156,31 +154,39 @@ def build_minimax_generate_speech() -> DAG:
                             values_display={"mp3": "MP3", "wav": "WAV", "flac": "FLAC", "pcm": "PCM (raw)"},
                             title="Audio format", description="Format of the audio member of the bundle."),
             **waiting_params(10, "The query allows 10 per second.", "PT1H", "the speech"),
-            "resubmit_if_in_doubt": _resubmit_param(),
-            APPROVAL: approval_param(),
         },
-    ) as dag:
-        create = MiniMaxCreateSpeechOperator(
+        create=lambda: MiniMaxCreateSpeechOperator(
             task_id="create",
             text="{{ params.text }}",
             model="{{ params.model }}",
             voice_id="{{ params.voice_id }}",
             audio_format="{{ params.format }}",
-            resubmit_if_in_doubt="{{ params.resubmit_if_in_doubt }}",
-        )
-        approve_before(create, speech_summary, "Generate MiniMax speech ({{ params.model }}, "
-                       "{{ params.text | length }} characters)? It is paid.")
-        _wait_and_archive(create, kind="speech")
+            resubmit_if_in_doubt=RESUBMIT,
+        ),
+        summarize=speech_summary,
+        subject="Generate MiniMax speech ({{ params.model }}, {{ params.text | length }} characters)? It is paid.",
+    )
+
+
+def _generate_dag(dag_id: str, *, kind: str, description: str, doc_md: str, params: dict[str, Param],
+                  create: Callable[[], BaseOperator], summarize: Summarize, subject: str) -> DAG:
+    """One paid MiniMax pipeline: [approve →] create → wait → retrieve → download_and_archive.
+
+    ``params`` are the job's own; the resubmit and approval Params are added here. ``create`` builds the create
+    task inside the DAG block.
+    """
+    with pipeline_dag(
+        dag_id, PROVIDER, description=description, doc_md=doc_md,
+        params={**params, "resubmit_if_in_doubt": _resubmit_param(), APPROVAL: approval_param()},
+    ) as dag:
+        submit = create()
+        approve_before(submit, summarize, subject)
+        wait = MiniMaxTaskSensor(task_id="wait", minimax_task_id=submit.output, kind=kind, **WAIT_ARGS)
+        retrieve = MiniMaxFileReadySensor(task_id="retrieve", file_id=FILE_ID, **WAIT_ARGS)
+        archive = MiniMaxDownloadOperator(task_id="download_and_archive", file_id=FILE_ID,
+                                          minimax_task_id=submit.output)
+        wait >> retrieve >> archive
     return dag
-
-
-def _wait_and_archive(create: MiniMaxCreateVideoOperator | MiniMaxCreateSpeechOperator, kind: str) -> None:
-    """``wait`` (the task) → ``retrieve`` (its file's URL) → ``download_and_archive``, inside the DAG block."""
-    wait = MiniMaxTaskSensor(task_id="wait", minimax_task_id=create.output, kind=kind, **WAIT_ARGS)
-    retrieve = MiniMaxFileReadySensor(task_id="retrieve", file_id=FILE_ID, **WAIT_ARGS)
-    archive = MiniMaxDownloadOperator(task_id="download_and_archive", file_id=FILE_ID,
-                                      minimax_task_id=create.output)
-    wait >> retrieve >> archive
 
 
 def build_minimax_archive_file() -> DAG:
