@@ -430,17 +430,23 @@ def shared_run(emulator: Emulator, n: int, shared: bool, args: argparse.Namespac
     }
 
 
-def run_shared_polls(args: argparse.Namespace, env: dict[str, str]) -> dict:
-    sizes = [int(s) for s in args.shared_sizes.split(",")]
+def paced_connection_env(url: str, rps: float) -> dict[str, str]:
+    """The emulator's connections as env vars, the FlightHub 2 one paced at ``rps`` (its ``rate_limit_rps``)."""
     from harvest_emulator.credentials import connection_env
 
+    env = connection_env(url)
+    conn = json.loads(env["AIRFLOW_CONN_FLIGHTHUB2_DEFAULT"])
+    conn["extra"] = {**(conn.get("extra") or {}), "rate_limit_rps": rps}
+    return {**env, "AIRFLOW_CONN_FLIGHTHUB2_DEFAULT": json.dumps(conn)}
+
+
+def run_shared_polls(args: argparse.Namespace, env: dict[str, str]) -> dict:
+    sizes = [int(s) for s in args.shared_sizes.split(",")]
+
     emulator = Emulator(1e9, OUT.with_name("emulator_shared.log"))
-    env = {**env, **connection_env(emulator.url)}
     # the connection's pace (docs/pacing.md): --shared-rps, else far above any load here, so both modes poll at
     # the interval and differ only in what they send
-    conn = json.loads(env["AIRFLOW_CONN_FLIGHTHUB2_DEFAULT"])
-    conn["extra"] = {**(conn.get("extra") or {}), "rate_limit_rps": args.shared_rps or 1e6}
-    env["AIRFLOW_CONN_FLIGHTHUB2_DEFAULT"] = json.dumps(conn)
+    env = {**env, **paced_connection_env(emulator.url, args.shared_rps or 1e6)}
     runs = []
     try:
         for n in sizes:
@@ -537,8 +543,6 @@ def main_triggerer(args: argparse.Namespace) -> int:
 
     from cryptography.fernet import Fernet
 
-    from harvest_emulator.credentials import connection_env
-
     OUT.parent.mkdir(exist_ok=True)
     home = Path(tempfile.mkdtemp(prefix="bench_waits_home_"))
     (home / "dags").mkdir()
@@ -549,7 +553,9 @@ def main_triggerer(args: argparse.Namespace) -> int:
     pg.autocommit = True
     pg.cursor().execute(f"CREATE DATABASE {db}")
     emulator = Emulator(args.wait / (STAGES - 1), OUT.with_name("emulator.log"))
-    env = {**os.environ, **connection_env(emulator.url), "PYTHONPATH": python_path(), "AIRFLOW_HOME": str(home),
+    # unpaced: at the account's own pace (docs/pacing.md) N waits would poll every N / rps seconds, not every 5 s
+    env = {**os.environ, **paced_connection_env(emulator.url, 1e6), "PYTHONPATH": python_path(),
+           "AIRFLOW_HOME": str(home),
            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"postgresql+psycopg2://postgres@127.0.0.1:5432/{db}",
            "AIRFLOW__CORE__DAGS_FOLDER": str(home / "dags"), "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
            "AIRFLOW__CORE__FERNET_KEY": Fernet.generate_key().decode(),
