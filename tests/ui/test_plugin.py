@@ -55,3 +55,26 @@ def test_the_plugin_loads_from_the_entry_point():
     assert ep.value == "artifact_harvest.ui.plugin:ArtifactsPlugin"
     views = ep.load().external_views
     assert {(v["destination"], v["url_route"]) for v in views} == {("nav", "artifacts"), ("dag_run", "artifacts-run")}
+
+
+def test_loading_the_plugin_leaves_the_app_to_the_api_server():
+    """Every Airflow process loads plugins (the listener manager); only the API server may pay for the app."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys\n"
+        "from airflow.sdk.listener import get_listener_manager\n"
+        "from airflow.listeners.listener import get_listener_manager as core_listener_manager\n"
+        "get_listener_manager(); core_listener_manager()\n"
+        "from airflow import plugins_manager\n"
+        "names = [p.name for p in plugins_manager._get_plugins()[0]]\n"
+        "print(names.count('artifact_harvest'), 'artifact_harvest.ui.app' in sys.modules, 'fastapi' in sys.modules)\n"
+        "plugins_manager.get_fastapi_plugins()\n"
+        "print('artifact_harvest.ui.app' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    loaded, served = done.stdout.splitlines()[-2:]
+    assert loaded == "1 False False"  # the plugin is loaded, the app and FastAPI are not
+    assert served == "True"

@@ -1,5 +1,9 @@
 """The AirflowPlugin, loaded from the package's ``airflow.plugins`` entry point (nothing in a plugins folder).
 
+Every Airflow process loads plugins (the listener manager does: scheduler, triggerer, DAG processor and each
+task process), so this module stays light: the Artifacts app is imported only where ``fastapi_apps`` is read,
+in the API server (docs/ui.md, "Where the app loads").
+
 - ``fastapi_apps``: the Artifacts app (JSON API + page) at ``/artifacts`` in the API server;
 - ``external_views``: "Artifacts" in the navigation and an "Artifacts" tab on every DAG run, both rendered
   inside the UI (``url_route``);
@@ -11,11 +15,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from airflow.plugins_manager import AirflowPlugin
 
 from artifact_harvest.core.assets import PLUGIN_URL_PREFIX, UI_ROUTE, ArtifactDetailLink, ui_base_path
 from artifact_harvest.core.deadlines import RunDeadline
-from artifact_harvest.ui.app import app
 
 ICON = (
     "data:image/svg+xml;utf8,<svg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 24 24' fill='none' "
@@ -25,7 +30,6 @@ ICON = (
 
 class ArtifactsPlugin(AirflowPlugin):
     name = "artifact_harvest"
-    fastapi_apps = [{"app": app, "url_prefix": PLUGIN_URL_PREFIX, "name": "Artifact Harvest artifacts"}]
     external_views = [
         {
             "name": "Artifacts",
@@ -45,3 +49,10 @@ class ArtifactsPlugin(AirflowPlugin):
     ]
     operator_extra_links = [ArtifactDetailLink()]
     deadline_references = [RunDeadline]
+
+    @property
+    def fastapi_apps(self) -> list[dict[str, Any]]:  # type: ignore[override]
+        """The app, imported on first read (FastAPI and Airflow's core API: only the API server needs them)."""
+        from artifact_harvest.ui.app import app
+
+        return [{"app": app, "url_prefix": PLUGIN_URL_PREFIX, "name": "Artifact Harvest artifacts"}]
