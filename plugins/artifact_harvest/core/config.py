@@ -1,8 +1,9 @@
 """``[artifact_harvest]`` settings from Airflow's configuration (``AIRFLOW__ARTIFACT_HARVEST__*``).
 
-``setting(key, default, type)`` returns the configured value converted with ``type``, or ``default`` when the key
-is unset or Airflow's configuration is unavailable (plain scripts, benchmarks). Every key with its default:
-docs/configuration.md; declared to Airflow (``airflow config list``) in ``artifact_harvest.provider_config``.
+``setting(key, default, type)`` returns the configured value converted with ``type`` (``boolean`` for flags), or
+``default`` when the key is unset or Airflow's configuration is unavailable (plain scripts, benchmarks). Every
+key with its default: docs/configuration.md; declared to Airflow (``airflow config list``) in
+``artifact_harvest.provider_config``.
 """
 
 from __future__ import annotations
@@ -30,3 +31,15 @@ def setting(key: str, default: T, type: Callable[[str], T] = float) -> T:  # noq
         return type(raw)
     except ValueError:
         raise ValueError(f"[{SECTION}] {key} = {raw!r} is not a valid {getattr(type, '__name__', type)}") from None
+
+
+_TRUE, _FALSE = ("1", "t", "true", "yes", "on"), ("0", "f", "false", "no", "off")
+
+
+def boolean(raw: str) -> bool:
+    """A config flag, for ``setting``: what Airflow's ``getboolean`` takes (t/true/1, f/false/0) and yes/no/on/off,
+    in any case; anything else raises ``ValueError``."""
+    value = raw.strip().lower()
+    if value not in _TRUE + _FALSE:
+        raise ValueError(raw)
+    return value in _TRUE

@@ -20,6 +20,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from artifact_harvest.core.config import boolean, setting
 from artifact_harvest.core.polling import PollingTrigger
 
 T = TypeVar("T")
@@ -28,12 +29,7 @@ Key = tuple[Hashable, ...]
 
 def sharing_enabled() -> bool:
     """``[artifact_harvest] shared_polls`` (default True)."""
-    try:
-        from airflow.configuration import conf
-
-        return conf.getboolean("artifact_harvest", "shared_polls", fallback=True)
-    except Exception:  # configuration unavailable (plain scripts)
-        return True
+    return setting("shared_polls", True, boolean)
 
 
 class _LeaderGone(Exception):

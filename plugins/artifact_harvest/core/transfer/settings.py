@@ -5,18 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Any
 
-from artifact_harvest.core.config import setting
+from artifact_harvest.core.config import boolean, setting
 
-
-def _flag(raw: str) -> bool:
-    """A config boolean: true/yes/on/1 or false/no/off/0 (any case)."""
-    value = raw.strip().lower()
-    if value not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
-        raise ValueError(raw)
-    return value in ("1", "true", "yes", "on")
-
-
-_flag.__name__ = "boolean"
 
 #: field -> (``[artifact_harvest]`` key, type); the other fields are per call only
 _CONFIG_KEYS: dict[str, tuple[str, Any]] = {
@@ -26,7 +16,7 @@ _CONFIG_KEYS: dict[str, tuple[str, Any]] = {
     "parallel_threshold": ("parallel_threshold", int),
     "parallel_after": ("parallel_after", int),
     "lock_timeout": ("lock_timeout", float),
-    "drop_written_pages": ("drop_written_pages", _flag),
+    "drop_written_pages": ("drop_written_pages", boolean),
 }
 
 
